@@ -1,0 +1,23 @@
+// Names shared by every component and by the manifests. Change them here only:
+// the webhook, the registrar, the loader and the manifest tests all import them.
+
+export const SYSTEM_NAMESPACE = "meshlane-system";
+export const PART_OF_LABEL = "app.kubernetes.io/part-of";
+export const PART_OF_VALUE = "meshlane";
+
+/** Namespace label that opts a namespace in. */
+export const NAMESPACE_LABEL = "meshlane.io/accelerate";
+export const NAMESPACE_LABEL_VALUE = "enabled";
+/** Pod label or annotation with value "false" opts a single pod out. */
+export const POD_OPT_OUT_KEY = "meshlane.io/accelerate";
+
+export const ANNOTATION_STATUS = "meshlane.io/status";
+export const ANNOTATION_REASON = "meshlane.io/reason";
+export const ANNOTATION_INTERCEPTION = "meshlane.io/interception";
+export const STATUS_ACCELERATED = "accelerated";
+export const STATUS_SKIPPED = "skipped";
+
+/** ConfigMap holding one node's registrations: one key per pod UID. */
+export function nodeConfigMapName(nodeName: string): string {
+  return `meshlane-node-${nodeName}`;
+}

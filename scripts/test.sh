@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs every test file under test/ with node's test runner (TypeScript through tsx).
+# Kernel suites need root; they load real BPF programs into the real kernel.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" -ne 0 ]; then
+  echo "npm test: the kernel suites load BPF programs and create network namespaces; run as root" >&2
+  exit 1
+fi
+mapfile -t files < <(find test -name '*.test.ts' | sort)
+# Two cores: two files at a time. Each suite names its cgroups, namespaces and pins
+# after its own pid, so suites never share kernel state.
+exec node --import tsx --test --test-concurrency=2 --test-reporter=spec "${files[@]}" "$@"
