@@ -65,7 +65,7 @@ export class RegistrationError extends Error {
 
 type Json = unknown;
 
-function isRecord(v: Json): v is Record<string, Json> {
+export function isRecord(v: Json): v is Record<string, Json> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 

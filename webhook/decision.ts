@@ -1,0 +1,118 @@
+// The webhook's whole judgement: admission request in, decision + reason + evidence +
+// patch out. Pure and total: any input gives an answer, the same input the same one,
+// and a pod already marked correctly gets no patch. The pod is re-judged on every
+// invocation, so one first seen before Istio injected it is corrected on reinvocation.
+
+import type { Interception } from "../registry/document.js";
+import {
+  ANNOTATION_INTERCEPTION,
+  ANNOTATION_REASON,
+  ANNOTATION_STATUS,
+  POD_OPT_OUT_KEY,
+  STATUS_ACCELERATED,
+  STATUS_SKIPPED,
+} from "../registry/names.js";
+import { detectInjection, type InjectionEvidence } from "./detection.js";
+import { interceptionMode, parseTrafficAnnotations, type InterceptionMode } from "./interception.js";
+import { annotationPatch, type JsonPatchOp } from "./json-patch.js";
+import { readPod, type PodView } from "./pod.js";
+import type { AdmissionRequest } from "./review.js";
+
+export type Decision = typeof STATUS_ACCELERATED | typeof STATUS_SKIPPED | "ignored";
+
+/** Short, bounded set: these label metrics. The detail text says the rest. */
+export type ReasonCode =
+  | "istio-redirect"
+  | "opt-out"
+  | "not-injected"
+  | "host-network"
+  | "no-capture"
+  | "interception-mode"
+  | "bad-annotation"
+  | "unsupported-annotation"
+  | "not-a-pod"
+  | "subresource"
+  | "operation"
+  | "no-object";
+
+export interface Evidence extends InjectionEvidence {
+  hostNetwork: boolean;
+  optOut: "label" | "annotation" | undefined;
+  interceptionMode: InterceptionMode;
+}
+
+export interface Outcome {
+  decision: Decision;
+  reason: ReasonCode;
+  detail: string;
+  /** Undefined for requests that are not pod creations. */
+  evidence: Evidence | undefined;
+  /** Empty when the pod is already marked as it should be, or is not ours to mark. */
+  patch: JsonPatchOp[];
+  interception: Interception | undefined;
+}
+
+function ignored(reason: ReasonCode, detail: string): Outcome {
+  return { decision: "ignored", reason, detail, evidence: undefined, patch: [], interception: undefined };
+}
+
+function optOut(pod: PodView): Evidence["optOut"] {
+  const isFalse = (v: string | undefined): boolean => v?.trim().toLowerCase() === "false";
+  if (isFalse(pod.labels.get(POD_OPT_OUT_KEY))) return "label";
+  if (isFalse(pod.annotations.get(POD_OPT_OUT_KEY))) return "annotation";
+  return undefined;
+}
+
+function notInjectedDetail(e: InjectionEvidence): string {
+  const parts: string[] = [];
+  if (e.statusAnnotation !== "valid") parts.push(`sidecar.istio.io/status is ${e.statusAnnotation}`);
+  if (e.proxy === "absent") parts.push("no istio-proxy container");
+  if (e.proxy === "init-not-sidecar") parts.push("istio-proxy is an init container without restartPolicy: Always");
+  return parts.join("; ");
+}
+
+type Judgement = Pick<Outcome, "decision" | "reason" | "detail" | "interception">;
+
+function judgePod(pod: PodView, evidence: Evidence, injection: ReturnType<typeof detectInjection>): Judgement {
+  const skip = (reason: ReasonCode, detail: string): Judgement => ({ decision: STATUS_SKIPPED, reason, detail, interception: undefined });
+  if (evidence.optOut) return skip("opt-out", `${POD_OPT_OUT_KEY}=false ${evidence.optOut}`);
+  if (!injection.injected) return skip("not-injected", notInjectedDetail(evidence));
+  if (evidence.hostNetwork) return skip("host-network", "pod uses the host network namespace");
+  if (evidence.capture === "none") {
+    return skip("no-capture", "neither istio-init nor istio-validation: no sign of iptables capture to fall back on");
+  }
+  const mode = evidence.interceptionMode;
+  if (mode.mode !== "REDIRECT") return skip("interception-mode", `interception mode ${mode.mode} (from ${mode.source}); only REDIRECT is accelerated`);
+  const traffic = parseTrafficAnnotations(pod.annotations, injection.proxy, evidence.capture);
+  if (!traffic.ok) return skip(traffic.code, traffic.problems.join("; "));
+  return { decision: STATUS_ACCELERATED, reason: "istio-redirect", detail: "Istio sidecar with REDIRECT capture", interception: traffic.interception };
+}
+
+export function decide(request: AdmissionRequest): Outcome {
+  const kind = request.kind;
+  if (!kind || kind.group !== "" || kind.kind !== "Pod") {
+    return ignored("not-a-pod", `kind ${kind ? `${kind.group || "core"}/${kind.version}/${kind.kind}` : "missing"} is not a Pod`);
+  }
+  if (request.subResource) return ignored("subresource", `subresource ${request.subResource} is not marked`);
+  if (request.operation !== "CREATE") return ignored("operation", `operation ${request.operation ?? "missing"}: only CREATE is marked`);
+  if (typeof request.object !== "object" || request.object === null || Array.isArray(request.object)) {
+    return ignored("no-object", "request.object is not a pod object");
+  }
+
+  const pod = readPod(request.object);
+  const injection = detectInjection(pod);
+  const evidence: Evidence = {
+    ...injection.evidence,
+    hostNetwork: pod.hostNetwork,
+    optOut: optOut(pod),
+    interceptionMode: interceptionMode(pod.annotations, injection.proxy),
+  };
+  const judgement = judgePod(pod, evidence, injection);
+  const accelerated = judgement.decision === STATUS_ACCELERATED;
+  const patch = annotationPatch(pod.rawAnnotations, pod.hasMetadata, {
+    [ANNOTATION_STATUS]: judgement.decision,
+    [ANNOTATION_REASON]: accelerated ? undefined : `${judgement.reason}: ${judgement.detail}`,
+    [ANNOTATION_INTERCEPTION]: accelerated ? JSON.stringify(judgement.interception) : undefined,
+  });
+  return { ...judgement, evidence, patch };
+}

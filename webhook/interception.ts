@@ -1,0 +1,174 @@
+// Istio's per-pod capture settings → the Interception document (registry/document.ts).
+//
+// The semantics follow what actually programs the pod's iptables: istio-cni's
+// NewRedirect (cni/pkg/plugin) and the injection template's istio-iptables arguments.
+//  - Absent annotations take Istio's defaults: include every outbound address and every
+//    inbound port, exclude nothing else.
+//  - An empty value is an empty list (includeInboundPorts "" captures no inbound port).
+//  - "*" is accepted only where Istio accepts it as a whole value: the include lists.
+//  - The status port (default 15020, `status.sidecar.istio.io/port`, 0 disables),
+//    15021 and 15090 are always excluded inbound, as both capture paths do.
+//  - istio-cni excludes outbound 15020 when excludeOutboundPorts is absent.
+//  - The proxy uid/gid come from istio-proxy's securityContext; unset or 0 means 1337,
+//    as istio-cni reads them.
+// Where meshlane must guess, it excludes more rather than less: an excluded connection
+// still meets Istio's iptables, while a wrongly included one would change its path.
+
+import { defaultInterception, formatCidr, ISTIO_DEFAULTS, validateInterception, type Interception } from "../registry/document.js";
+import { parseCidr } from "../registry/ip.js";
+import {
+  ISTIO_ALWAYS_EXCLUDED_INBOUND,
+  ISTIO_INTERCEPTION_MODE_ANNOTATION,
+  ISTIO_STATUS_PORT,
+  ISTIO_STATUS_PORT_ANNOTATION,
+  ISTIO_TRAFFIC_PREFIX,
+  PROXY_INTERCEPTION_MODE_ENV,
+  TRAFFIC_ANNOTATIONS,
+} from "./istio-names.js";
+import type { ContainerView } from "./pod.js";
+
+export type ModeSource = "annotation" | "proxy-env" | "default";
+export const KNOWN_MODES = ["REDIRECT", "TPROXY", "NONE"] as const;
+
+export interface InterceptionMode {
+  /** One of KNOWN_MODES, or "invalid" (the raw text is not repeated: it may come from an env value). */
+  mode: (typeof KNOWN_MODES)[number] | "invalid";
+  source: ModeSource;
+}
+
+/** The mode Istio uses: the pod annotation, else what the injector wrote into istio-proxy's env, else REDIRECT. */
+export function interceptionMode(annotations: ReadonlyMap<string, string>, proxy: ContainerView | undefined): InterceptionMode {
+  const fromAnnotation = annotations.get(ISTIO_INTERCEPTION_MODE_ANNOTATION);
+  const fromEnv = proxy?.env.get(PROXY_INTERCEPTION_MODE_ENV);
+  const [text, source]: [string, ModeSource] =
+    fromAnnotation !== undefined ? [fromAnnotation, "annotation"] : fromEnv !== undefined ? [fromEnv, "proxy-env"] : ["REDIRECT", "default"];
+  const mode = KNOWN_MODES.find((m) => m === text.trim());
+  return { mode: mode ?? "invalid", source };
+}
+
+export type CaptureKind = "istio-init" | "istio-validation";
+
+export type TrafficResult =
+  | { ok: true; interception: Interception }
+  | { ok: false; code: "bad-annotation" | "unsupported-annotation"; problems: string[] };
+
+/** Shown tokens are cut short: the reason lands in an annotation and a log line. */
+function shown(token: string): string {
+  return JSON.stringify(token.length > 64 ? `${token.slice(0, 64)}…` : token);
+}
+
+class Problems {
+  readonly list: string[] = [];
+  add(annotation: string, token: string, why: string): void {
+    this.list.push(`${annotation}: ${shown(token)} ${why}`);
+  }
+}
+
+function parsePort(token: string): number | undefined {
+  if (!/^\d{1,5}$/.test(token)) return undefined;
+  const n = Number(token);
+  return n >= 1 && n <= 65535 ? n : undefined;
+}
+
+function parseCidrToken(token: string): string | undefined {
+  // Istio parses with netip.ParsePrefix, which wants an explicit prefix length.
+  if (!token.includes("/")) return undefined;
+  try {
+    return formatCidr(parseCidr(token));
+  } catch {
+    return undefined;
+  }
+}
+
+interface TokenKind<T> {
+  parse(token: string): T | undefined;
+  what: string;
+}
+const PORT: TokenKind<number> = { parse: parsePort, what: "is not a port in 1-65535" };
+const CIDR: TokenKind<string> = { parse: parseCidrToken, what: "is not an IPv4 or IPv6 CIDR (address/prefix)" };
+
+/** Comma-separated list, spaces around commas allowed; "*" only when `wildcard` and alone. */
+function parseList<T>(annotation: string, value: string, kind: TokenKind<T>, wildcard: boolean, problems: Problems): T[] | "*" {
+  const trimmed = value.trim();
+  if (trimmed === "") return [];
+  if (trimmed === "*" && wildcard) return "*";
+  const out: T[] = [];
+  for (const raw of trimmed.split(",")) {
+    const token = raw.trim();
+    const parsed = kind.parse(token);
+    if (parsed !== undefined) {
+      if (!out.includes(parsed)) out.push(parsed);
+    } else if (token === "*") {
+      problems.add(annotation, token, wildcard ? "must stand alone, not in a list" : "is not allowed here (only in includeOutboundIPRanges and includeInboundPorts)");
+    } else {
+      problems.add(annotation, token, token === "" ? "is an empty list element" : kind.what);
+    }
+  }
+  return out;
+}
+
+function sortedPorts(ports: Iterable<number>): number[] {
+  return [...new Set(ports)].sort((a, b) => a - b);
+}
+
+function proxyId(v: number | undefined): number {
+  return v !== undefined && v > 0 && v <= 0xffffffff ? v : ISTIO_DEFAULTS.proxyUid;
+}
+
+/**
+ * The effective interception settings of an Istio-injected pod in REDIRECT mode, or every
+ * annotation problem found (all of them, so one fix round is enough).
+ */
+export function parseTrafficAnnotations(
+  annotations: ReadonlyMap<string, string>,
+  proxy: ContainerView | undefined,
+  capture: CaptureKind,
+): TrafficResult {
+  const problems = new Problems();
+  const get = (key: string): string | undefined => annotations.get(key);
+  const a = TRAFFIC_ANNOTATIONS;
+  const list = <T>(key: string, kind: TokenKind<T>, wildcard: boolean, absent: T[] | "*"): T[] | "*" => {
+    const value = get(key);
+    return value === undefined ? absent : parseList(key, value, kind, wildcard, problems);
+  };
+  const onlyList = <T>(v: T[] | "*"): T[] => (v === "*" ? [] : v); // "*" was reported as a problem
+
+  const statusPortText = get(ISTIO_STATUS_PORT_ANNOTATION)?.trim();
+  let statusPort: number | undefined = ISTIO_STATUS_PORT;
+  if (statusPortText !== undefined) {
+    statusPort = statusPortText === "0" ? undefined : parsePort(statusPortText);
+    if (statusPortText !== "0" && statusPort === undefined) problems.add(ISTIO_STATUS_PORT_ANNOTATION, statusPortText, PORT.what);
+  }
+
+  const excludedInbound = onlyList(list(a.excludeInboundPorts, PORT, false, []));
+  const base = defaultInterception();
+  const interception: Interception = {
+    ...base,
+    proxyUid: proxyId(proxy?.runAsUser),
+    proxyGid: proxyId(proxy?.runAsGroup),
+    includeOutboundIPRanges: list(a.includeOutboundIPRanges, CIDR, true, "*"),
+    excludeOutboundIPRanges: onlyList(list(a.excludeOutboundIPRanges, CIDR, false, [])),
+    includeOutboundPorts: sortedPorts(onlyList(list(a.includeOutboundPorts, PORT, false, []))),
+    excludeOutboundPorts: sortedPorts(
+      onlyList(list(a.excludeOutboundPorts, PORT, false, capture === "istio-validation" ? [ISTIO_STATUS_PORT] : [])),
+    ),
+    includeInboundPorts: ((v) => (v === "*" ? v : sortedPorts(v)))(list(a.includeInboundPorts, PORT, true, "*")),
+    excludeInboundPorts: sortedPorts([
+      ...excludedInbound,
+      ...ISTIO_ALWAYS_EXCLUDED_INBOUND,
+      ISTIO_STATUS_PORT, // istio-cni adds it whatever the status port is
+      ...(statusPort === undefined ? [] : [statusPort]),
+    ]),
+  };
+  if (problems.list.length > 0) return { ok: false, code: "bad-annotation", problems: problems.list };
+
+  const known = new Set<string>(Object.values(a));
+  const unsupported = [...annotations.keys()].filter((k) => k.startsWith(ISTIO_TRAFFIC_PREFIX) && !known.has(k) && annotations.get(k)?.trim() !== "");
+  if (unsupported.length > 0) {
+    // e.g. excludeInterfaces: capture depends on the egress interface, which meshlane
+    // cannot see at connect(); accelerating could steer traffic iptables leaves alone.
+    return { ok: false, code: "unsupported-annotation", problems: unsupported.map((k) => `${k} is not modelled by meshlane`) };
+  }
+  // The registry's validator is the loader's: a document that passes here is one it accepts.
+  return { ok: true, interception: validateInterception(interception) };
+}
