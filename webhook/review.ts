@@ -17,7 +17,9 @@ export interface AdmissionRequest {
   subResource: string | undefined;
   operation: string | undefined;
   namespace: string | undefined;
+  /** request.name, else the object's metadata.name (empty on CREATE with generateName). */
   name: string | undefined;
+  generateName: string | undefined;
   object: unknown;
   dryRun: boolean;
   user: string | undefined;
@@ -28,7 +30,8 @@ export interface AdmissionReview {
   request: AdmissionRequest;
 }
 
-export type ParsedReview = { ok: true; review: AdmissionReview } | { ok: false; problem: string };
+/** "missing-uid" is told apart: it is the one malformed review the issue names. */
+export type ParsedReview = { ok: true; review: AdmissionReview } | { ok: false; code: "not-a-review" | "missing-uid"; problem: string };
 
 function optionalString(v: unknown): string | undefined {
   return typeof v === "string" ? v : undefined;
@@ -40,21 +43,22 @@ function describe(v: unknown): string {
 }
 
 export function parseAdmissionReview(body: unknown): ParsedReview {
-  if (!isRecord(body)) return { ok: false, problem: "body is not a JSON object" };
+  if (!isRecord(body)) return { ok: false, code: "not-a-review", problem: "body is not a JSON object" };
   const apiVersion = ADMISSION_API_VERSIONS.find((v) => v === body.apiVersion);
   if (!apiVersion) {
-    return { ok: false, problem: `apiVersion ${describe(body.apiVersion)} is not one of ${ADMISSION_API_VERSIONS.join(", ")}` };
+    return { ok: false, code: "not-a-review", problem: `apiVersion ${describe(body.apiVersion)} is not one of ${ADMISSION_API_VERSIONS.join(", ")}` };
   }
-  if (body.kind !== "AdmissionReview") return { ok: false, problem: `kind ${describe(body.kind)} is not AdmissionReview` };
+  if (body.kind !== "AdmissionReview") return { ok: false, code: "not-a-review", problem: `kind ${describe(body.kind)} is not AdmissionReview` };
   const request = body.request;
-  if (!isRecord(request)) return { ok: false, problem: "request is missing or not an object" };
-  if (typeof request.uid !== "string" || request.uid === "") return { ok: false, problem: "request.uid is missing" };
+  if (!isRecord(request)) return { ok: false, code: "not-a-review", problem: "request is missing or not an object" };
+  if (typeof request.uid !== "string" || request.uid === "") return { ok: false, code: "missing-uid", problem: "request.uid is missing" };
   const kind = isRecord(request.kind) ? request.kind : undefined;
   const gvk =
     kind && typeof kind.kind === "string"
       ? { group: optionalString(kind.group) ?? "", version: optionalString(kind.version) ?? "", kind: kind.kind }
       : undefined;
   const userInfo = isRecord(request.userInfo) ? request.userInfo : {};
+  const metadata = isRecord(request.object) && isRecord(request.object.metadata) ? request.object.metadata : {};
   return {
     ok: true,
     review: {
@@ -65,7 +69,8 @@ export function parseAdmissionReview(body: unknown): ParsedReview {
         subResource: optionalString(request.subResource) || undefined,
         operation: optionalString(request.operation),
         namespace: optionalString(request.namespace),
-        name: optionalString(request.name),
+        name: optionalString(request.name) || optionalString(metadata.name) || undefined,
+        generateName: optionalString(metadata.generateName),
         object: request.object,
         dryRun: request.dryRun === true,
         user: optionalString(userInfo.username),
