@@ -1,0 +1,185 @@
+// `attach` and `detach`: putting meshlane's programs on a cgroup and taking them
+// off again without ever breaking a connection that is in flight.
+
+import { execFileSync } from "node:child_process";
+import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, rmSync, rmdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import * as bpf from "./libbpf.js";
+import { MAPS, MESH_CFG_DRAINING, MESH_CONTROL_PORTS, PROGRAMS, PROGRAM_NAMES, type ProgramName } from "./maps/codecs.js";
+import { loadObject } from "./object.js";
+import { linkPinPath, linksDir, mapPinPath, mapsDir } from "./pins.js";
+import { cgroupId } from "./cgroup.js";
+
+/** Istio's proxy endpoints that are never steered: admin, XDS proxy, agent, health, stats. */
+export const DEFAULT_CONTROL_PORTS = [15000, 15004, 15020, 15021, 15090];
+
+/** Mounts bpffs at `mountPoint` unless a bpf filesystem is already there. */
+export function ensureBpffs(mountPoint: string): void {
+  const mounted = readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .some((l) => l.split(" ")[4] === mountPoint && l.split(" - ")[1]?.startsWith("bpf "));
+  if (mounted) return;
+  mkdirSync(mountPoint, { recursive: true });
+  try {
+    execFileSync("mount", ["-t", "bpf", "bpf", mountPoint], { stdio: "pipe" });
+  } catch (e) {
+    throw new Error(`bpffs is not mounted at ${mountPoint} and mounting it failed: ${(e as Error).message}`);
+  }
+}
+
+function openDir(path: string): number {
+  try {
+    return openSync(path, constants.O_RDONLY | constants.O_DIRECTORY);
+  } catch (e) {
+    throw new Error(`cannot open cgroup ${path}: ${(e as Error).message}`);
+  }
+}
+
+function withFd<T>(fd: number, f: (fd: number) => T): T {
+  try {
+    return f(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+interface LinkInfo {
+  progId: number;
+  cgroupId: bigint;
+  attachType: number;
+}
+
+/** struct bpf_link_info: type, id, prog_id, then (8-aligned) the cgroup member of the union. */
+function linkInfo(linkFd: number): LinkInfo {
+  const info = bpf.objInfo(linkFd, 64);
+  return { progId: info.readUInt32LE(8), cgroupId: info.readBigUInt64LE(16), attachType: info.readUInt32LE(24) };
+}
+
+/** What a pinned link of ours is attached to, or null if there is no such pin. */
+export function pinnedLink(pinDir: string, prog: ProgramName): LinkInfo | null {
+  const fd = bpf.objGet(linkPinPath(pinDir, prog));
+  return fd === null ? null : withFd(fd, linkInfo);
+}
+
+export interface AttachOptions {
+  cgroup: string;
+  pinDir: string;
+  objectPath?: string;
+  controlPorts?: number[];
+}
+
+export interface AttachResult {
+  cgroup: string;
+  /** What happened to each program: newly attached, or its existing link now runs the new program. */
+  programs: Record<ProgramName, "attached" | "replaced">;
+}
+
+/**
+ * Loads the object (reusing pinned maps, so registrations and paired sockets
+ * survive) and attaches every program. Running it again swaps the programs inside
+ * meshlane's existing links instead of adding a second set; other tools'
+ * programs on the cgroup are never touched.
+ */
+export function attach(opts: AttachOptions): AttachResult {
+  const controlPorts = opts.controlPorts ?? DEFAULT_CONTROL_PORTS;
+  if (controlPorts.length > MESH_CONTROL_PORTS) {
+    throw new Error(`at most ${MESH_CONTROL_PORTS} control ports fit the config map, got ${controlPorts.length}`);
+  }
+  ensureBpffs(dirname(opts.pinDir));
+  mkdirSync(mapsDir(opts.pinDir), { recursive: true });
+  mkdirSync(linksDir(opts.pinDir), { recursive: true });
+  const targetId = cgroupId(opts.cgroup);
+  const sockhashExisted = existsSync(mapPinPath(opts.pinDir, "mesh_socks"));
+  const loaded = loadObject(opts.pinDir, opts.objectPath);
+  try {
+    // Configuration first: the programs read it from their first run on, and a
+    // re-attach clears a drain left by an interrupted detach.
+    bpf.mapUpdate(loaded.mapFds.mesh_config, MAPS.mesh_config.key.encode(0), MAPS.mesh_config.value.encode({ flags: 0, control_ports: controlPorts }));
+
+    const programs = {} as AttachResult["programs"];
+    withFd(openDir(opts.cgroup), (cgroupFd) => {
+      for (const name of PROGRAM_NAMES) {
+        const spec = PROGRAMS[name];
+        const progFd = bpf.programFd(bpf.findProgram(loaded.obj, name));
+        if (spec.attach === "sockhash") {
+          // The sockhash holds its verdict program; attaching again replaces it in place.
+          bpf.progAttach(progFd, loaded.mapFds.mesh_socks, spec.attachType);
+          programs[name] = sockhashExisted ? "replaced" : "attached";
+          continue;
+        }
+        const pin = linkPinPath(opts.pinDir, name);
+        const linkFd = bpf.objGet(pin);
+        if (linkFd !== null) {
+          const sameCgroup = withFd(linkFd, (fd) => {
+            if (linkInfo(fd).cgroupId !== targetId) return false;
+            bpf.linkUpdate(fd, progFd);
+            return true;
+          });
+          if (sameCgroup) {
+            programs[name] = "replaced";
+            continue;
+          }
+          rmSync(pin); // attached elsewhere before: the pin was its last reference, so this detaches it
+        }
+        bpf.attachCgroupPinned(bpf.findProgram(loaded.obj, name), cgroupFd, pin);
+        programs[name] = "attached";
+      }
+    });
+    return { cgroup: opts.cgroup, programs };
+  } finally {
+    loaded.close();
+  }
+}
+
+export interface DetachOptions {
+  pinDir: string;
+  /** How long redirected bytes already queued at a receiver get to be read before the sockhash goes. */
+  drainMs?: number;
+}
+
+export interface DetachResult {
+  wasAttached: boolean;
+  removed: string[];
+}
+
+/**
+ * Takes meshlane off without losing a byte:
+ *  1. sk_msg stops redirecting (drain flag): new bytes take the TCP stack, which a
+ *     receiver reads only after what was already redirected to it;
+ *  2. connect programs go, so no new connection is steered;
+ *  3. after the drain period, getsockopt and sockops go (connections accepted
+ *     meanwhile still get their original destination), then the maps, which
+ *     releases every socket from the sockhash.
+ */
+export async function detach(opts: DetachOptions): Promise<DetachResult> {
+  const removed: string[] = [];
+  if (!existsSync(opts.pinDir)) return { wasAttached: false, removed };
+  const configFd = bpf.objGet(mapPinPath(opts.pinDir, "mesh_config"));
+  if (configFd !== null) {
+    withFd(configFd, (fd) => {
+      const key = MAPS.mesh_config.key.encode(0);
+      const cur = MAPS.mesh_config.value.decode(bpf.mapLookup(fd, key, MAPS.mesh_config.value.size)!);
+      bpf.mapUpdate(fd, key, MAPS.mesh_config.value.encode({ ...cur, flags: cur.flags | MESH_CFG_DRAINING }));
+    });
+  }
+  const unpin = (path: string) => {
+    if (!existsSync(path)) return;
+    rmSync(path);
+    removed.push(path);
+  };
+  unpin(linkPinPath(opts.pinDir, "mesh_connect4"));
+  unpin(linkPinPath(opts.pinDir, "mesh_connect6"));
+  await sleep(opts.drainMs ?? 2000);
+  unpin(linkPinPath(opts.pinDir, "mesh_getsockopt"));
+  unpin(linkPinPath(opts.pinDir, "mesh_sockops"));
+  for (const name of Object.keys(MAPS) as (keyof typeof MAPS)[]) unpin(mapPinPath(opts.pinDir, name));
+  for (const dir of [linksDir(opts.pinDir), mapsDir(opts.pinDir), opts.pinDir]) {
+    try {
+      rmdirSync(dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw new Error(`cannot remove ${dir}: ${(e as Error).message}`);
+    }
+  }
+  return { wasAttached: removed.length > 0, removed };
+}

@@ -1,0 +1,61 @@
+// Finding cgroups: the cgroup2 mount, the node's pod cgroup root (kubepods) for
+// both kubelet cgroup drivers, and a pod's own cgroup from its UID. A cgroup's id,
+// the value BPF programs see from bpf_get_current_ancestor_cgroup_id, is the inode
+// number of its directory.
+
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+
+/** The cgroup2 mount point, from /proc/self/mountinfo (hybrid hosts mount it at /sys/fs/cgroup/unified). */
+export function findCgroup2Mount(mountinfo = readFileSync("/proc/self/mountinfo", "utf8")): string | null {
+  for (const line of mountinfo.split("\n")) {
+    // "<id> <parent> <maj:min> <root> <mountpoint> <opts> [optional...] - <fstype> <source> <superopts>"
+    const [left, right] = line.split(" - ");
+    if (!left || !right) continue;
+    if (right.split(" ")[0] === "cgroup2") return left.split(" ")[4] ?? null;
+  }
+  return null;
+}
+
+/** kubepods under the cgroup2 root: "kubepods.slice" (systemd driver) or "kubepods" (cgroupfs driver). */
+export function findKubepods(cgroup2Root: string): string | null {
+  for (const name of ["kubepods.slice", "kubepods"]) {
+    const p = join(cgroup2Root, name);
+    if (existsSync(p)) return p;
+  }
+  return null;
+}
+
+export function cgroupId(path: string): bigint {
+  return statSync(path, { bigint: true }).ino;
+}
+
+/** The directory names kubelet gives a pod's cgroup, for both drivers. */
+export function podCgroupNames(podUid: string): string[] {
+  const underscored = podUid.replace(/-/g, "_");
+  return [`pod${podUid}`, ...["", "burstable-", "besteffort-"].map((qos) => `kubepods-${qos}pod${underscored}.slice`)];
+}
+
+/**
+ * Finds a pod's cgroup below kubepods: directly (Guaranteed QoS) or one level down
+ * in the burstable/besteffort QoS cgroups. Null while kubelet has not created it yet.
+ */
+export function findPodCgroup(kubepods: string, podUid: string): string | null {
+  const names = new Set(podCgroupNames(podUid));
+  const candidates = [kubepods];
+  for (const entry of safeReaddir(kubepods)) {
+    if (/^(kubepods-)?(burstable|besteffort)(\.slice)?$/.test(entry)) candidates.push(join(kubepods, entry));
+  }
+  for (const dir of candidates) {
+    for (const entry of safeReaddir(dir)) if (names.has(entry)) return join(dir, entry);
+  }
+  return null;
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+  } catch {
+    return [];
+  }
+}

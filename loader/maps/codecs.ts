@@ -1,0 +1,130 @@
+// TypeScript mirror of bpf/maps.h. Struct layouts are checked against the
+// object's BTF at load time (loader/object.ts); the constants are checked against
+// the header's text by test/loader/maps-header.test.ts.
+
+import { array, bytes, scalar, struct, u16, u32, u64, u8, type Codec } from "./layout.js";
+
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+
+export const MESH_CONTROL_PORTS = 8;
+export const MESH_CFG_DRAINING = 1 << 0;
+export const POD_OUTBOUND_ALL_CIDRS = 1 << 0;
+export const POD_INBOUND_ALL_PORTS = 1 << 1;
+export const CIDR_KEY_FIXED_BITS = 128;
+
+export const PortList = {
+  PORTS_EXCLUDE_OUTBOUND: 1,
+  PORTS_INCLUDE_OUTBOUND: 2,
+  PORTS_EXCLUDE_INBOUND: 3,
+  PORTS_INCLUDE_INBOUND: 4,
+} as const;
+
+export const CidrList = {
+  CIDRS_EXCLUDE_OUTBOUND: 1,
+  CIDRS_INCLUDE_OUTBOUND: 2,
+} as const;
+
+/** enum mesh_counter, in index order. */
+export const COUNTERS = [
+  "CNT_CONNECT_OUTBOUND",
+  "CNT_CONNECT_INBOUND",
+  "CNT_SOCKETS_PAIRED",
+  "CNT_ORIGDST_ANSWERED",
+  "CNT_MSG_REDIRECTED",
+  "CNT_BYTES_REDIRECTED",
+  "CNT_FALLBACK_NO_STORAGE",
+  "CNT_FALLBACK_SOCKHASH",
+  "CNT_FALLBACK_NO_PEER",
+  "CNT_FALLBACK_DRAINING",
+  "CNT_FALLBACK_PENDING_LOST",
+] as const;
+export type CounterName = (typeof COUNTERS)[number];
+
+const addr = bytes(16, 4);
+
+export const meshConfig = struct("mesh_config", {
+  flags: u32,
+  control_ports: array(u16, MESH_CONTROL_PORTS),
+});
+
+export const podEntry = struct("pod_entry", {
+  flags: u32,
+  proxy_uid: u32,
+  proxy_gid: u32,
+  outbound_port: u16,
+  inbound_port: u16,
+});
+
+export const ipKey = struct("ip_key", { family: u32, addr });
+
+export const portKey = struct("port_key", {
+  cgroup_id: u64,
+  port: u16,
+  list: u8,
+  pad: bytes(5, 1),
+});
+
+export const cidrKey = struct("cidr_key", {
+  prefixlen: u32,
+  pad0: u32,
+  cgroup_id: u64,
+  list: u8,
+  family: u8,
+  pad1: u16,
+  addr,
+});
+
+export const sockKey = struct("sock_key", {
+  src_ip: addr,
+  dst_ip: addr,
+  src_port: u16,
+  dst_port: u16,
+  family: u32,
+  netns: u64,
+});
+
+export const sockState = struct("sock_state", {
+  flags: u32,
+  orig_family: u32,
+  orig_ip: addr,
+  orig_port: u16,
+  pad: u16,
+});
+
+const index = scalar("__u32", u32);
+const cgroupId = scalar("__u64", u64);
+const present = scalar("__u8", u8);
+const sk_storage_key = scalar("int", u32);
+
+export interface MapSpec {
+  key: Codec<any>;
+  value: Codec<any>;
+}
+
+/** Every map of bpf/maps.h with its key and value layout. */
+export const MAPS = {
+  mesh_config: { key: index, value: meshConfig },
+  mesh_pods: { key: cgroupId, value: podEntry },
+  mesh_pod_ips: { key: ipKey, value: cgroupId },
+  mesh_ports: { key: portKey, value: present },
+  mesh_cidrs: { key: cidrKey, value: present },
+  mesh_sock_state: { key: sk_storage_key, value: sockState },
+  mesh_pending: { key: sockKey, value: sockState },
+  mesh_socks: { key: sockKey, value: cgroupId },
+  mesh_counters: { key: index, value: scalar("__u64", u64) },
+} satisfies Record<string, MapSpec>;
+
+export type MapName = keyof typeof MAPS;
+export const MAP_NAMES = Object.keys(MAPS) as MapName[];
+
+/** The programs of bpf/meshlane.bpf.c and how each is attached. */
+export const PROGRAMS = {
+  mesh_connect4: { attach: "cgroup", attachType: 10 /* BPF_CGROUP_INET4_CONNECT */ },
+  mesh_connect6: { attach: "cgroup", attachType: 11 /* BPF_CGROUP_INET6_CONNECT */ },
+  mesh_sockops: { attach: "cgroup", attachType: 3 /* BPF_CGROUP_SOCK_OPS */ },
+  mesh_getsockopt: { attach: "cgroup", attachType: 21 /* BPF_CGROUP_GETSOCKOPT */ },
+  mesh_sk_msg: { attach: "sockhash", attachType: 7 /* BPF_SK_MSG_VERDICT */ },
+} as const;
+export type ProgramName = keyof typeof PROGRAMS;
+export const PROGRAM_NAMES = Object.keys(PROGRAMS) as ProgramName[];

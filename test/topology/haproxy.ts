@@ -1,0 +1,43 @@
+// The sidecar stand-in: HAProxy with Istio's two listeners. Like Envoy it forwards
+// each connection to its original destination, which it reads with
+// getsockopt(SO_ORIGINAL_DST) ("server 0.0.0.0:0"). Inbound, it reaches the app
+// from 127.0.0.6 as Envoy's passthrough cluster does, which Istio's rules let
+// through. Every connection is logged on stdout with the destination it used.
+
+export interface SidecarPorts {
+  outbound: number;
+  inbound: number;
+}
+
+/** Log line: "<frontend> <client ip:port> -> <server ip:port> <bytes to client>". */
+export const SIDECAR_LOG = /^(outbound|inbound) (\S+) -> (\S+) (\d+)$/;
+
+export function haproxyConfig(ports: SidecarPorts): string {
+  return `global
+  maxconn 4096
+  log stdout format raw local0
+
+defaults
+  mode tcp
+  log global
+  log-format "%ft %ci:%cp -> %si:%sp %B"
+  timeout connect 5s
+  timeout client 120s
+  timeout server 120s
+
+frontend outbound
+  bind 0.0.0.0:${ports.outbound}
+  default_backend original_destination
+
+frontend inbound
+  bind 0.0.0.0:${ports.inbound}
+  default_backend original_destination_from_passthrough
+
+backend original_destination
+  server orig 0.0.0.0:0
+
+backend original_destination_from_passthrough
+  source 127.0.0.6
+  server orig 0.0.0.0:0
+`;
+}

@@ -1,0 +1,250 @@
+// design.md's test topology on one machine: a "node" is a cgroup tree of our own
+// (…/meshlane-test-<id>/kubepods) plus a bridge in a network namespace of our own;
+// a "pod" is a network namespace on that bridge, a cgroup named as kubelet names
+// it, Istio's nat rules inside the namespace, and an HAProxy sidecar as uid 1337.
+// Nothing here touches the root network namespace or the root cgroup, and
+// destroy() removes everything it made, also after a failure half-way.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { setTimeout as sleep } from "node:timers/promises";
+import { defaultInterception, REGISTRATION_VERSION, type Interception, type Registration } from "../../registry/document.js";
+import { findCgroup2Mount } from "../../loader/cgroup.js";
+import { haproxyConfig, SIDECAR_LOG } from "./haproxy.js";
+import { istioNatRules } from "./istio-iptables.js";
+import { run } from "./run.js";
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const PEER = join(REPO, "test", "topology", "peer.ts");
+const SUBNET = "10.77.0";
+
+export interface SidecarLogEntry {
+  frontend: "outbound" | "inbound";
+  client: string;
+  server: string;
+  bytes: number;
+}
+
+export class TestPod {
+  readonly procs: ChildProcess[] = [];
+  sidecarLog: SidecarLogEntry[] = [];
+
+  constructor(
+    readonly node: TestNode,
+    readonly name: string,
+    readonly uid: string,
+    readonly ip: string,
+    readonly netns: string,
+    readonly cgroup: string,
+    readonly interception: Interception,
+  ) {}
+
+  registration(): Registration {
+    return { version: REGISTRATION_VERSION, namespace: "test", name: this.name, uid: this.uid, ips: [this.ip], interception: this.interception };
+  }
+
+  /** Starts a process inside this pod: its cgroup first (so its sockets are the pod's), then its namespace and user. */
+  spawn(argv: string[], opts: { uid?: number; gid?: number } = {}): ChildProcess {
+    const user = opts.uid === undefined ? [] : ["setpriv", `--reuid=${opts.uid}`, `--regid=${opts.gid ?? opts.uid}`, "--clear-groups"];
+    const child = spawn("sh", ["-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', this.cgroup, "ip", "netns", "exec", this.netns, ...user, ...argv], {
+      cwd: REPO,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    this.procs.push(child);
+    return child;
+  }
+
+  /** Runs a process in the pod to completion. */
+  exec(argv: string[], opts: { uid?: number; gid?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const child = this.spawn(argv, opts);
+    let stdout = "", stderr = "";
+    child.stdout!.on("data", (d) => (stdout += d));
+    child.stderr!.on("data", (d) => (stderr += d));
+    return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
+  }
+
+  async startApp(port: number): Promise<void> {
+    const child = this.spawn(["node", "--import", "tsx", PEER, "serve", String(port)]);
+    await waitForLine(child, /^listening/, `app of pod ${this.name}`);
+  }
+
+  async startSidecar(): Promise<void> {
+    const cfg = join(this.node.workDir, `${this.name}-haproxy.cfg`);
+    writeFileSync(cfg, haproxyConfig({ outbound: this.interception.outboundPort, inbound: this.interception.inboundPort }), { mode: 0o644 });
+    const child = this.spawn(["haproxy", "-db", "-f", cfg], { uid: this.interception.proxyUid, gid: this.interception.proxyGid });
+    let buf = "", err = "";
+    child.stderr!.on("data", (d) => (err += d));
+    child.stdout!.on("data", (d) => {
+      buf += d;
+      let nl;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const m = SIDECAR_LOG.exec(buf.slice(0, nl).trim());
+        buf = buf.slice(nl + 1);
+        if (m) this.sidecarLog.push({ frontend: m[1] as "outbound" | "inbound", client: m[2]!, server: m[3]!, bytes: Number(m[4]) });
+      }
+    });
+    // HAProxy prints nothing when ready; wait until both listeners accept.
+    for (let i = 0; i < 100; i++) {
+      const r = await run("ip", ["netns", "exec", this.netns, "ss", "-Htln", `( sport = :${this.interception.outboundPort} or sport = :${this.interception.inboundPort} )`]);
+      if (r.stdout.trim().split("\n").filter(Boolean).length >= 2) return;
+      if (child.exitCode !== null) throw new Error(`HAProxy of pod ${this.name} exited with ${child.exitCode}: ${err.trim()}`);
+      await sleep(50);
+    }
+    throw new Error(`HAProxy of pod ${this.name} did not listen on its ports`);
+  }
+
+  /** Runs payload transfers from this pod's app side to host:port; one result per payload. */
+  async send(host: string, port: number, spec: { sizes: number[]; concurrency: number; holdMs?: number; readDelayMs?: number }, opts: { uid?: number } = {}) {
+    const r = await this.exec(["node", "--import", "tsx", PEER, "send", host, String(port), JSON.stringify(spec)], opts);
+    if (r.code !== 0) throw new Error(`peer send from ${this.name} exited ${r.code}: ${r.stderr}`);
+    return JSON.parse(r.stdout.trim().split("\n").pop()!) as { size: number; ok: boolean; received: number; error?: string }[];
+  }
+
+  /** Packet counters of the REDIRECT rules: how many connections iptables redirected. */
+  async redirectCounters(): Promise<{ outbound: number; inbound: number }> {
+    const r = await run("ip", ["netns", "exec", this.netns, "iptables-save", "-c", "-t", "nat"]);
+    const count = (chain: string) => {
+      const m = new RegExp(`^\\[(\\d+):\\d+\\] -A ${chain} .*-j REDIRECT`, "m").exec(r.stdout);
+      return m ? Number(m[1]) : 0;
+    };
+    return { outbound: count("ISTIO_REDIRECT"), inbound: count("ISTIO_IN_REDIRECT") };
+  }
+
+  async stopProcesses(): Promise<void> {
+    await Promise.all(this.procs.map((p) => stopChild(p)));
+    this.procs.length = 0;
+  }
+}
+
+export class TestNode {
+  readonly pods: TestPod[] = [];
+  private nextHost = 2;
+
+  private constructor(
+    readonly id: string,
+    readonly cgroupRoot: string,
+    readonly kubepods: string,
+    readonly bridgeNs: string,
+    readonly workDir: string,
+  ) {}
+
+  /** A fresh node; its names carry this process's pid and a random tag so suites never collide. */
+  static async create(): Promise<TestNode> {
+    const cg2 = findCgroup2Mount();
+    if (!cg2) throw new Error("no cgroup2 mount found: the kernel suites need cgroup v2");
+    const id = `mlt${process.pid}${randomUUID().slice(0, 4)}`;
+    const node = new TestNode(id, join(cg2, `meshlane-test-${id}`), join(cg2, `meshlane-test-${id}`, "kubepods"), `${id}-br`, mkdtempSync(join(tmpdir(), `${id}-`)));
+    try {
+      chmodSync(node.workDir, 0o755); // the sidecar (uid 1337) reads its config from here
+      mkdirSync(node.kubepods, { recursive: true });
+      await run("ip", ["netns", "add", node.bridgeNs]);
+      await run("ip", ["-n", node.bridgeNs, "link", "add", "br0", "type", "bridge"]);
+      await run("ip", ["-n", node.bridgeNs, "link", "set", "br0", "up"]);
+      await run("ip", ["-n", node.bridgeNs, "link", "set", "lo", "up"]);
+    } catch (e) {
+      await node.destroy();
+      throw e;
+    }
+    return node;
+  }
+
+  /**
+   * Adds a pod: namespace, veth to the bridge, cgroup kubepods/pod<uid>, Istio's
+   * rules (unless iptables is false) and, unless sidecar is false, HAProxy.
+   */
+  async addPod(name: string, opts: { interception?: Partial<Interception>; sidecar?: boolean; iptables?: boolean; underKubepods?: boolean } = {}): Promise<TestPod> {
+    const uid = randomUUID();
+    const n = this.nextHost++;
+    const ip = `${SUBNET}.${n}`;
+    const netns = `${this.id}-${name}`;
+    const cgroup = opts.underKubepods === false ? join(this.cgroupRoot, `host-${name}`) : join(this.kubepods, `pod${uid}`);
+    const pod = new TestPod(this, name, uid, ip, netns, cgroup, { ...defaultInterception(), ...opts.interception });
+    this.pods.push(pod);
+    mkdirSync(cgroup, { recursive: true });
+    await run("ip", ["netns", "add", netns]);
+    await run("ip", ["-n", netns, "link", "set", "lo", "up"]);
+    await run("ip", ["-n", this.bridgeNs, "link", "add", `v${n}`, "type", "veth", "peer", "name", "eth0", "netns", netns]);
+    await run("ip", ["-n", this.bridgeNs, "link", "set", `v${n}`, "master", "br0", "up"]);
+    await run("ip", ["-n", netns, "addr", "add", `${ip}/24`, "dev", "eth0"]);
+    await run("ip", ["-n", netns, "link", "set", "eth0", "up"]);
+    if (opts.iptables !== false) await run("ip", ["netns", "exec", netns, "iptables-restore"], istioNatRules(pod.interception));
+    if (opts.sidecar !== false) await pod.startSidecar();
+    return pod;
+  }
+
+  /** A process outside kubepods on its own namespace: what the node's host processes look like to meshlane. */
+  addHost(name: string): Promise<TestPod> {
+    return this.addPod(name, { sidecar: false, iptables: false, underKubepods: false });
+  }
+
+  registrations(pods: TestPod[]): Record<string, Registration> {
+    return Object.fromEntries(pods.map((p) => [p.uid, p.registration()]));
+  }
+
+  /** Removes processes, namespaces, cgroups and files; safe to call twice and after a partial create. */
+  async destroy(): Promise<void> {
+    for (const pod of this.pods) await pod.stopProcesses();
+    for (const pod of this.pods) await run("ip", ["netns", "del", pod.netns]).catch(() => undefined);
+    await run("ip", ["netns", "del", this.bridgeNs]).catch(() => undefined);
+    removeCgroupTree(this.cgroupRoot);
+    rmSync(this.workDir, { recursive: true, force: true });
+  }
+}
+
+/** Removes a cgroup directory tree bottom-up, killing whatever is still inside. */
+function removeCgroupTree(dir: string): void {
+  if (!existsSync(dir)) return;
+  for (const entry of readdirDirs(dir)) removeCgroupTree(join(dir, entry));
+  for (let attempt = 0; attempt < 50; attempt++) {
+    try {
+      rmdirSync(dir);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+      for (const pid of readFileSync(join(dir, "cgroup.procs"), "utf8").split("\n").filter(Boolean)) {
+        try { process.kill(Number(pid), "SIGKILL"); } catch { /* already gone */ }
+      }
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    }
+  }
+  throw new Error(`cannot remove cgroup ${dir}: processes keep it busy`);
+}
+
+function readdirDirs(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+}
+
+function stopChild(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(() => p.kill("SIGKILL"), 2000);
+    p.once("close", () => {
+      clearTimeout(t);
+      resolve();
+    });
+    p.kill("SIGTERM");
+  });
+}
+
+export function waitForLine(child: ChildProcess, re: RegExp, what: string, timeoutMs = 15_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let buf = "", err = "";
+    const t = setTimeout(() => reject(new Error(`${what}: no line matching ${re} within ${timeoutMs} ms; stderr: ${err}`)), timeoutMs);
+    child.stdout!.on("data", (d) => {
+      buf += d;
+      if (re.test(buf)) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+    child.stderr!.on("data", (d) => (err += d));
+    child.once("exit", (code) => {
+      clearTimeout(t);
+      reject(new Error(`${what} exited with ${code} before ready; stderr: ${err}`));
+    });
+  });
+}

@@ -1,0 +1,92 @@
+// The "app" of a test pod: a TCP echo server, and a client that pushes payloads
+// through it and checks every byte came back in order. Runs as its own process
+// inside a pod's network namespace and cgroup (test/topology/node.ts starts it).
+//
+//   peer.ts serve <port>                 echo each connection; close when the client half-closes
+//   peer.ts send <host> <port> <json>    run transfers, print one JSON report on stdout
+//
+// The JSON of `send`: { sizes: number[], concurrency: number, holdMs?: number }
+// holdMs pauses between chunks so that a transfer is still running when a test
+// disturbs the data path (SIGKILL of the loader, detach); readDelayMs leaves the
+// echo unread for a while, so bytes wait in the client's receive queue meanwhile.
+
+import { createHash, randomBytes } from "node:crypto";
+import { connect, createServer, type Socket } from "node:net";
+
+interface Transfer {
+  size: number;
+  ok: boolean;
+  received: number;
+  error?: string;
+  ms: number;
+}
+
+function serve(port: number): void {
+  const server = createServer((sock) => {
+    // Echo as bytes arrive (full duplex); when the client half-closes, pipe ends our side: server-side close.
+    sock.pipe(sock);
+    sock.on("error", () => sock.destroy());
+  });
+  server.listen(port, "0.0.0.0", () => process.stdout.write(`listening ${port}\n`));
+  process.on("SIGTERM", () => process.exit(0));
+}
+
+function transfer(host: string, port: number, size: number, holdMs: number, readDelayMs: number): Promise<Transfer> {
+  const started = Date.now();
+  const payload = randomBytes(size);
+  const want = createHash("sha256").update(payload).digest("hex");
+  return new Promise((resolve) => {
+    const got = createHash("sha256");
+    let received = 0;
+    let done = false;
+    const finish = (error?: string) => {
+      if (done) return;
+      done = true;
+      const ok = !error && received === size && got.digest("hex") === want;
+      resolve({ size, ok, received, ms: Date.now() - started, ...(error ? { error } : ok ? {} : { error: `checksum or length mismatch (${received}/${size} bytes)` }) });
+    };
+    const sock: Socket = connect({ host, port }, async () => {
+      if (readDelayMs) {
+        sock.pause();
+        setTimeout(() => sock.resume(), readDelayMs);
+      }
+      const chunk = Math.max(1, Math.ceil(size / 8));
+      for (let off = 0; off < size; off += chunk) {
+        if (!sock.write(payload.subarray(off, off + chunk))) await new Promise((r) => sock.once("drain", r));
+        if (holdMs) await new Promise((r) => setTimeout(r, holdMs));
+      }
+      sock.end(); // half-close: the rest of the echo is still read below
+    });
+    sock.on("data", (d: Buffer) => {
+      received += d.length;
+      got.update(d);
+    });
+    sock.on("end", () => finish());
+    sock.on("error", (e) => finish(e.message));
+    sock.setTimeout(60_000, () => {
+      finish("timed out after 60 s");
+      sock.destroy();
+    });
+  });
+}
+
+async function send(host: string, port: number, spec: { sizes: number[]; concurrency: number; holdMs?: number; readDelayMs?: number }) {
+  const queue = [...spec.sizes];
+  const results: Transfer[] = [];
+  await Promise.all(
+    Array.from({ length: spec.concurrency }, async () => {
+      for (let size = queue.shift(); size !== undefined; size = queue.shift()) {
+        results.push(await transfer(host, port, size, spec.holdMs ?? 0, spec.readDelayMs ?? 0));
+      }
+    }),
+  );
+  process.stdout.write(JSON.stringify(results) + "\n");
+}
+
+const [mode, ...args] = process.argv.slice(2);
+if (mode === "serve") serve(Number(args[0]));
+else if (mode === "send") await send(args[0]!, Number(args[1]), JSON.parse(args[2]!));
+else {
+  process.stderr.write("usage: peer.ts serve <port> | send <host> <port> <json>\n");
+  process.exit(2);
+}
