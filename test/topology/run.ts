@@ -6,8 +6,8 @@ export function run(cmd: string, args: string[], stdin?: string): Promise<{ stdo
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: [stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
     let stdout = "", stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
+    child.stdout!.on("data", (d) => (stdout += d));
+    child.stderr!.on("data", (d) => (stderr += d));
     child.on("error", (e) => reject(new Error(`${cmd} ${args.join(" ")}: ${e.message}`)));
     child.on("close", (code) => {
       if (code === 0) resolve({ stdout, stderr });
