@@ -1,0 +1,123 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { interceptionMode, parseTrafficAnnotations } from "../../webhook/interception.js";
+import type { ContainerView } from "../../webhook/pod.js";
+
+const T = "traffic.sidecar.istio.io/";
+const proxy = (over: Partial<ContainerView> = {}): ContainerView => ({
+  name: "istio-proxy", restartPolicy: undefined, runAsUser: 1337, runAsGroup: 1337, env: new Map(), ...over,
+});
+const parse = (a: Record<string, string>, p = proxy(), capture: "istio-init" | "istio-validation" = "istio-init") =>
+  parseTrafficAnnotations(new Map(Object.entries(a)), p, capture);
+function ok(a: Record<string, string>, p = proxy(), capture: "istio-init" | "istio-validation" = "istio-init") {
+  const r = parse(a, p, capture);
+  if (!r.ok) assert.fail(`expected ok, got ${r.problems.join("; ")}`);
+  return r.interception;
+}
+function problems(a: Record<string, string>): string[] {
+  const r = parse(a);
+  if (r.ok) assert.fail("expected problems");
+  return r.problems;
+}
+
+test("no annotations: Istio's defaults, with the proxy's own ports excluded inbound", () => {
+  assert.deepEqual(ok({}), {
+    mode: "REDIRECT", proxyUid: 1337, proxyGid: 1337, outboundPort: 15001, inboundPort: 15006,
+    includeOutboundIPRanges: "*", excludeOutboundIPRanges: [], includeOutboundPorts: [], excludeOutboundPorts: [],
+    includeInboundPorts: "*", excludeInboundPorts: [15020, 15021, 15090],
+  });
+});
+
+test("lists accept spaces around commas, IPv6, canonicalise and deduplicate", () => {
+  const i = ok({
+    [`${T}includeOutboundIPRanges`]: " 10.1.2.3/8 , 2001:DB8::1/32,10.0.0.0/8 ",
+    [`${T}excludeOutboundIPRanges`]: "fd00::/8, 192.168.1.7/32",
+    [`${T}includeOutboundPorts`]: "443 , 80",
+    [`${T}excludeOutboundPorts`]: "9000,9000, 22",
+    [`${T}includeInboundPorts`]: "8080, 8443",
+    [`${T}excludeInboundPorts`]: "9901",
+  });
+  assert.deepEqual(i.includeOutboundIPRanges, ["10.0.0.0/8", "2001:db8::/32"]);
+  assert.deepEqual(i.excludeOutboundIPRanges, ["fd00::/8", "192.168.1.7/32"]);
+  assert.deepEqual(i.includeOutboundPorts, [80, 443]);
+  assert.deepEqual(i.excludeOutboundPorts, [22, 9000]);
+  assert.deepEqual(i.includeInboundPorts, [8080, 8443]);
+  assert.deepEqual(i.excludeInboundPorts, [9901, 15020, 15021, 15090]);
+});
+
+test("'*' is a whole value of the include lists; empty values are empty lists", () => {
+  const star = ok({ [`${T}includeOutboundIPRanges`]: " * ", [`${T}includeInboundPorts`]: "*" });
+  assert.equal(star.includeOutboundIPRanges, "*");
+  assert.equal(star.includeInboundPorts, "*");
+  // istio-iptables with -i "" captures no outbound address, -b "" no inbound port.
+  const none = ok({ [`${T}includeOutboundIPRanges`]: "", [`${T}includeInboundPorts`]: " " });
+  assert.deepEqual(none.includeOutboundIPRanges, []);
+  assert.deepEqual(none.includeInboundPorts, []);
+});
+
+test("every bad token is named with its annotation", () => {
+  const p = problems({
+    [`${T}excludeOutboundPorts`]: "80,70000, abc",
+    [`${T}includeInboundPorts`]: "0",
+    [`${T}excludeInboundPorts`]: "1,,2",
+    [`${T}includeOutboundIPRanges`]: "10.0.0.0/33, *",
+    [`${T}excludeOutboundIPRanges`]: "*",
+    [`${T}includeOutboundPorts`]: "10.0.0.1",
+  });
+  const text = p.join("\n");
+  assert.match(text, /excludeOutboundPorts: "70000" is not a port in 1-65535/);
+  assert.match(text, /excludeOutboundPorts: "abc" is not a port/);
+  assert.match(text, /includeInboundPorts: "0" is not a port/);
+  assert.match(text, /excludeInboundPorts: "" is an empty list element/);
+  assert.match(text, /includeOutboundIPRanges: "10.0.0.0\/33" is not an IPv4 or IPv6 CIDR/);
+  assert.match(text, /includeOutboundIPRanges: "\*" must stand alone/);
+  assert.match(text, /excludeOutboundIPRanges: "\*" is not allowed here/);
+  assert.match(text, /includeOutboundPorts: "10.0.0.1" is not a port/);
+  assert.equal(p.length, 8);
+});
+
+test("a CIDR needs its prefix length, as Istio's netip.ParsePrefix does", () => {
+  assert.match(problems({ [`${T}excludeOutboundIPRanges`]: "10.0.0.1" })[0]!, /"10.0.0.1" is not an IPv4 or IPv6 CIDR/);
+});
+
+test("long bad tokens are cut short in the reason", () => {
+  const [p] = problems({ [`${T}excludeInboundPorts`]: "9".repeat(500) });
+  assert.ok(p!.length < 200, p);
+});
+
+test("unmodelled traffic annotations skip the pod; empty ones are harmless", () => {
+  const r = parse({ [`${T}excludeInterfaces`]: "eth1" });
+  assert.equal(r.ok, false);
+  assert.equal(!r.ok && r.code, "unsupported-annotation");
+  assert.ok(parse({ [`${T}excludeInterfaces`]: "" }).ok);
+});
+
+test("status port: added to the inbound exclusions; 0 adds nothing; junk is a problem", () => {
+  assert.deepEqual(ok({ "status.sidecar.istio.io/port": "15999" }).excludeInboundPorts, [15020, 15021, 15090, 15999]);
+  assert.deepEqual(ok({ "status.sidecar.istio.io/port": "0" }).excludeInboundPorts, [15020, 15021, 15090]);
+  assert.match(problems({ "status.sidecar.istio.io/port": "x" })[0]!, /status.sidecar.istio.io\/port: "x"/);
+});
+
+test("istio-cni excludes outbound 15020 unless excludeOutboundPorts says otherwise", () => {
+  assert.deepEqual(ok({}, proxy(), "istio-validation").excludeOutboundPorts, [15020]);
+  assert.deepEqual(ok({ [`${T}excludeOutboundPorts`]: "7" }, proxy(), "istio-validation").excludeOutboundPorts, [7]);
+  assert.deepEqual(ok({}, proxy(), "istio-init").excludeOutboundPorts, []);
+});
+
+test("proxy uid/gid come from istio-proxy's securityContext; unset or 0 means 1337", () => {
+  const custom = ok({}, proxy({ runAsUser: 2000, runAsGroup: 3000 }));
+  assert.equal(custom.proxyUid, 2000);
+  assert.equal(custom.proxyGid, 3000);
+  const unset = ok({}, proxy({ runAsUser: undefined, runAsGroup: 0 }));
+  assert.equal(unset.proxyUid, 1337);
+  assert.equal(unset.proxyGid, 1337);
+  assert.equal(ok({}, undefined).proxyUid, 1337);
+});
+
+test("interception mode: annotation, else the injector's env on istio-proxy, else REDIRECT", () => {
+  const env = proxy({ env: new Map([["ISTIO_META_INTERCEPTION_MODE", "TPROXY"]]) });
+  assert.deepEqual(interceptionMode(new Map([["sidecar.istio.io/interceptionMode", "REDIRECT"]]), env), { mode: "REDIRECT", source: "annotation" });
+  assert.deepEqual(interceptionMode(new Map(), env), { mode: "TPROXY", source: "proxy-env" });
+  assert.deepEqual(interceptionMode(new Map(), proxy()), { mode: "REDIRECT", source: "default" });
+  assert.deepEqual(interceptionMode(new Map([["sidecar.istio.io/interceptionMode", "redirect!"]]), env), { mode: "invalid", source: "annotation" });
+});
