@@ -28,7 +28,7 @@ export function ensureBpffs(mountPoint: string): void {
   }
 }
 
-function openDir(path: string): number {
+export function openDir(path: string): number {
   try {
     return openSync(path, constants.O_RDONLY | constants.O_DIRECTORY);
   } catch (e) {
@@ -36,7 +36,7 @@ function openDir(path: string): number {
   }
 }
 
-function withFd<T>(fd: number, f: (fd: number) => T): T {
+export function withFd<T>(fd: number, f: (fd: number) => T): T {
   try {
     return f(fd);
   } finally {
@@ -122,7 +122,12 @@ export function attach(opts: AttachOptions): AttachResult {
           }
           rmSync(pin); // attached elsewhere before: the pin was its last reference, so this detaches it
         }
-        bpf.attachCgroupPinned(bpf.findProgram(loaded.obj, name), cgroupFd, pin);
+        const link = bpf.attachCgroup(bpf.findProgram(loaded.obj, name), cgroupFd);
+        try {
+          bpf.pinLink(link, pin);
+        } finally {
+          bpf.destroyLink(link);
+        }
         programs[name] = "attached";
       }
     });

@@ -122,15 +122,16 @@ export function findProgram(obj: BpfObject, name: string): BpfProgram {
 export function programFd(prog: BpfProgram): number {
   return check("bpf_program__fd", libbpf().programFd(prog));
 }
-/** Attaches through a bpf_link, pins the link and lets go of the process's handle: the pin keeps it attached. */
-export function attachCgroupPinned(prog: BpfProgram, cgroupFd: number, pinPath: string): void {
-  const l = libbpf();
-  const link = checkPtr<BpfLink>("bpf_program__attach_cgroup", l.attachCgroup(prog, cgroupFd), pinPath);
-  try {
-    check("bpf_link__pin", l.linkPin(link, pinPath), pinPath);
-  } finally {
-    l.linkDestroy(link);
-  }
+/** Attaches through a bpf_link. The link detaches when destroyed, unless it was pinned first. */
+export function attachCgroup(prog: BpfProgram, cgroupFd: number): BpfLink {
+  return checkPtr<BpfLink>("bpf_program__attach_cgroup", libbpf().attachCgroup(prog, cgroupFd));
+}
+export function pinLink(link: BpfLink, pinPath: string): void {
+  check("bpf_link__pin", libbpf().linkPin(link, pinPath), pinPath);
+}
+/** Releases the process's handle; a pinned link stays attached through its pin. */
+export function destroyLink(link: BpfLink): void {
+  libbpf().linkDestroy(link);
 }
 export function linkUpdate(linkFd: number, progFd: number): void {
   check("bpf_link_update", libbpf().linkUpdate(linkFd, progFd, null));

@@ -52,18 +52,22 @@ export interface LoadedObject {
   close(): void;
 }
 
-/** Opens, checks and loads the object with its maps pinned under pinDir (reusing pinned maps). */
-export function loadObject(pinDir: string, objectPath = defaultObjectPath()): LoadedObject {
+/**
+ * Opens, checks and loads the object with its maps pinned under pinDir (reusing
+ * pinned maps), or with private maps when pinDir is null (doctor's trial load).
+ */
+export function loadObject(pinDir: string | null, objectPath = defaultObjectPath()): LoadedObject {
   const obj = bpf.openObject(objectPath);
   try {
     const problems = checkLayouts(obj);
     if (problems.length) throw new LayoutMismatchError(problems);
-    for (const name of MAP_NAMES) bpf.setMapPinPath(bpf.findMap(obj, name), mapPinPath(pinDir, name));
+    if (pinDir !== null) for (const name of MAP_NAMES) bpf.setMapPinPath(bpf.findMap(obj, name), mapPinPath(pinDir, name));
     try {
       bpf.loadObject(obj);
     } catch (e) {
       throw new Error(
-        `loading ${objectPath} failed: ${(e as Error).message}. If pinned maps from an older meshlane are incompatible, run "meshlane-loader detach --pin-dir ${pinDir}" first`,
+        `loading ${objectPath} failed: ${(e as Error).message}` +
+          (pinDir === null ? "" : `. If pinned maps from an older meshlane are incompatible, run "meshlane-loader detach --pin-dir ${pinDir}" first`),
         { cause: e },
       );
     }

@@ -1,0 +1,183 @@
+// `meshlane-loader run`: keeps the maps equal to a registry source, serves
+// /metrics, /healthz and /status, and stops cleanly. Stopping (or crashing)
+// changes nothing for traffic: programs and maps stay pinned; registrations
+// simply stop being updated until a loader runs again.
+
+import { createServer, type Server } from "node:http";
+import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import type { Logger } from "pino";
+import * as bpf from "./libbpf.js";
+import { createMetrics, type LoaderMetrics } from "./metrics.js";
+import { openPinnedMaps, type PinnedMaps } from "./pinned.js";
+import { mapPinPath } from "./pins.js";
+import { reconcile, type SyncReport } from "./sync.js";
+import { MAP_NAMES } from "./maps/codecs.js";
+
+export interface RegistrySource {
+  describe(): string;
+  /** The whole registry now: pod UID → registration document (unvalidated). */
+  read(): Record<string, unknown> | Promise<Record<string, unknown>>;
+  start(onChange: () => void): void | Promise<void>;
+  stop(): void | Promise<void>;
+}
+
+export interface AgentOptions {
+  pinDir: string;
+  kubepods: string;
+  source: RegistrySource;
+  log: Logger;
+  /** Address for /metrics, /healthz, /status; port 0 picks a free one. */
+  listen?: { host: string; port: number };
+  resyncMs?: number;
+  /** Retry interval while a registered pod's cgroup does not exist yet. */
+  pendingRetryMs?: number;
+  /** Where the last report is written for `meshlane-loader status`. */
+  stateFile?: string;
+}
+
+export interface Agent {
+  /** Resolves after the next reconcile has finished. */
+  syncNow(): Promise<SyncReport | null>;
+  lastReport(): SyncReport | null;
+  address(): { host: string; port: number } | null;
+  stop(): Promise<void>;
+}
+
+export async function startAgent(opts: AgentOptions): Promise<Agent> {
+  const resyncMs = opts.resyncMs ?? 10_000;
+  const pendingRetryMs = opts.pendingRetryMs ?? 1_000;
+  const maps: PinnedMaps = openPinnedMaps(opts.pinDir);
+  const maxEntries = Object.fromEntries(MAP_NAMES.filter((n) => n !== "mesh_sock_state").map((n) => [n, mapMaxEntries(opts.pinDir, n)]));
+  const metrics: LoaderMetrics = createMetrics(maps.fds, maxEntries);
+  let report: SyncReport | null = null;
+  let lastError: string | null = null;
+  let lastOkAt = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<SyncReport | null> | null = null;
+  let again = false;
+  let stopped = false;
+
+  const once = async (): Promise<SyncReport | null> => {
+    const started = process.hrtime.bigint();
+    try {
+      const registry = await opts.source.read();
+      const r = reconcile(maps.fds, opts.kubepods, registry);
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      metrics.recordSync(r, seconds);
+      for (const p of r.pods.filter((p) => p.state === "invalid" || p.state === "conflict")) {
+        opts.log.warn({ uid: p.uid, state: p.state, problem: p.problem }, "registration not applied");
+      }
+      if (r.writes || r.deletes) opts.log.info({ writes: r.writes, deletes: r.deletes, pods: r.pods.length, seconds }, "maps updated");
+      report = r;
+      lastError = null;
+      lastOkAt = Date.now();
+      writeState(opts.stateFile, r);
+      return r;
+    } catch (e) {
+      // The maps keep what they had: a registry that cannot be read is no reason to stop accelerating.
+      lastError = (e as Error).message;
+      metrics.recordSyncError("registry-unreadable");
+      opts.log.error({ err: lastError, source: opts.source.describe() }, "sync failed; maps left as they were");
+      return null;
+    }
+  };
+
+  const schedule = () => {
+    if (stopped) return;
+    clearTimeout(timer);
+    const pending = report?.pods.some((p) => p.state === "pending-cgroup");
+    timer = setTimeout(() => void syncNow(), pending ? pendingRetryMs : resyncMs);
+  };
+
+  // One reconcile at a time; a change during one causes exactly one more.
+  const syncNow = (): Promise<SyncReport | null> => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      let r: SyncReport | null;
+      do {
+        again = false;
+        r = await once();
+      } while (again && !stopped);
+      running = null;
+      schedule();
+      return r;
+    })();
+    return running;
+  };
+
+  const server = opts.listen ? await serve(opts.listen, metrics, () => ({ report, lastError, lastOkAt, resyncMs })) : null;
+  await opts.source.start(() => void syncNow());
+  await syncNow();
+  opts.log.info({ source: opts.source.describe(), kubepods: opts.kubepods, pinDir: opts.pinDir, metrics: server?.address() }, "loader running");
+
+  return {
+    syncNow,
+    lastReport: () => report,
+    address() {
+      const a = server?.address();
+      return a && typeof a === "object" ? { host: a.address, port: a.port } : null;
+    },
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+      await opts.source.stop();
+      if (server) await new Promise<void>((r) => server.close(() => r()));
+      maps.close();
+      opts.log.info("loader stopped; programs stay attached");
+    },
+  };
+}
+
+function mapMaxEntries(pinDir: string, name: (typeof MAP_NAMES)[number]): number {
+  const fd = bpf.objGet(mapPinPath(pinDir, name));
+  if (fd === null) return 0;
+  // struct bpf_map_info: type, id, key_size, value_size, max_entries, ...
+  return bpf.objInfo(fd, 80).readUInt32LE(16);
+}
+
+function writeState(path: string | undefined, report: SyncReport): void {
+  if (!path) return;
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(`${path}.tmp`, JSON.stringify({ at: new Date().toISOString(), pods: report.pods }, null, 2));
+  renameSync(`${path}.tmp`, path);
+}
+
+function serve(
+  listen: { host: string; port: number },
+  metrics: LoaderMetrics,
+  health: () => { report: SyncReport | null; lastError: string | null; lastOkAt: number; resyncMs: number },
+): Promise<Server> {
+  const server = createServer(async (req, res) => {
+    const url = (req.url ?? "/").split("?")[0];
+    try {
+      if (url === "/metrics") {
+        res.writeHead(200, { "content-type": metrics.registry.contentType });
+        res.end(await metrics.registry.metrics());
+      } else if (url === "/healthz") {
+        const h = health();
+        // Healthy while the maps followed the registry recently; a failing registry shows here after three resyncs.
+        const ok = h.lastOkAt > 0 && Date.now() - h.lastOkAt < 3 * h.resyncMs + 5_000;
+        res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" });
+        res.end(ok ? "ok\n" : `not in sync: ${h.lastError ?? "no successful sync yet"}\n`);
+      } else if (url === "/status") {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify(health().report));
+      } else {
+        res.writeHead(404, { "content-type": "text/plain" });
+        res.end("not found: try /metrics, /healthz or /status\n");
+      }
+    } catch (e) {
+      res.writeHead(500, { "content-type": "text/plain" });
+      res.end(`error: ${(e as Error).message}\n`);
+    }
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", (e) => reject(new Error(`cannot listen on ${listen.host}:${listen.port}: ${e.message}`)));
+    server.listen(listen.port, listen.host, () => resolve(server));
+  });
+}
