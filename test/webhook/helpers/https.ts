@@ -3,6 +3,7 @@
 
 import { Agent, request } from "node:https";
 import { Writable } from "node:stream";
+import { createSecureContext } from "node:tls";
 import { createCertificateAuthority, issueServingCertificate, type KeyPairPem } from "../../../certs/authority.js";
 import { createAuditLog } from "../../../webhook/audit.js";
 import { createWebhookServer, type WebhookServer, type WebhookServerOptions } from "../../../webhook/server.js";
@@ -60,7 +61,8 @@ export interface Reply {
 export class HttpsClient {
   readonly agent: Agent;
   constructor(readonly port: number, caPem: string, maxSockets = 8) {
-    this.agent = new Agent({ keepAlive: true, maxSockets, ca: caPem });
+    // One secure context for every connection: with `ca` alone Node builds one per socket.
+    this.agent = new Agent({ keepAlive: true, maxSockets, secureContext: createSecureContext({ ca: caPem }) });
   }
 
   send(method: string, path: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<Reply> {
