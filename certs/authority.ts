@@ -19,6 +19,11 @@ export const SERVICE_DNS_NAMES = [`${WEBHOOK_SERVICE}.${SYSTEM_NAMESPACE}.svc`, 
 /** Backdating absorbs clock skew between this node and the API server. */
 const BACKDATE_MS = 5 * 60 * 1000;
 
+/** node-forge writes CRLF; files, Secrets and caBundle comparisons want plain LF. */
+function lf(pem: string): string {
+  return pem.replace(/\r\n/g, "\n");
+}
+
 function serialNumber(): string {
   // Positive (top bit clear), 64 random bits: unique without a counter to keep.
   const bytes = randomBytes(8);
@@ -47,7 +52,7 @@ export function createCertificateAuthority(opts: { commonName?: string; validity
     { name: "subjectKeyIdentifier" },
   ]);
   cert.sign(keys.privateKey, forge.md.sha256.create());
-  return { certPem: forge.pki.certificateToPem(cert), keyPem: forge.pki.privateKeyToPem(keys.privateKey) };
+  return { certPem: lf(forge.pki.certificateToPem(cert)), keyPem: lf(forge.pki.privateKeyToPem(keys.privateKey)) };
 }
 
 /** `names` may mix DNS names and IP addresses (tests add 127.0.0.1 and localhost). */
@@ -69,5 +74,5 @@ export function issueServingCertificate(ca: KeyPairPem, opts: { names: string[];
   ]);
   if (new Date(cert.validity.notAfter) > caCert.validity.notAfter) cert.validity.notAfter = caCert.validity.notAfter;
   cert.sign(caKey, forge.md.sha256.create());
-  return { certPem: forge.pki.certificateToPem(cert), keyPem: forge.pki.privateKeyToPem(keys.privateKey) };
+  return { certPem: lf(forge.pki.certificateToPem(cert)), keyPem: lf(forge.pki.privateKeyToPem(keys.privateKey)) };
 }
