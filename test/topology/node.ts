@@ -29,9 +29,21 @@ export interface SidecarLogEntry {
   bytes: number;
 }
 
+/** What test/topology/peer.ts `send` takes. */
+export interface SendSpec {
+  sizes: number[];
+  concurrency: number;
+  holdMs?: number;
+  readDelayMs?: number;
+  localAddress?: string;
+  localPort?: number;
+}
+
 export class TestPod {
   readonly procs: ChildProcess[] = [];
   sidecarLog: SidecarLogEntry[] = [];
+  /** Remote address:port of every connection the pod's app accepted. */
+  appLog: string[] = [];
 
   constructor(
     readonly node: TestNode,
@@ -70,22 +82,23 @@ export class TestPod {
   async startApp(port: number): Promise<void> {
     const child = this.spawn(["node", "--import", "tsx", PEER, "serve", String(port)]);
     await waitForLine(child, /^listening/, `app of pod ${this.name}`);
+    onLines(child, (line) => {
+      const m = /^accepted (\S+)$/.exec(line);
+      if (m) this.appLog.push(m[1]!);
+    });
   }
 
-  async startSidecar(): Promise<void> {
+  /** cpus (a taskset list) pins HAProxy from its start, so it sizes its thread count to them. */
+  async startSidecar(cpus?: string): Promise<void> {
     const cfg = join(this.node.workDir, `${this.name}-haproxy.cfg`);
     writeFileSync(cfg, haproxyConfig({ outbound: this.interception.outboundPort, inbound: this.interception.inboundPort }), { mode: 0o644 });
-    const child = this.spawn(["haproxy", "-db", "-f", cfg], { uid: this.interception.proxyUid, gid: this.interception.proxyGid });
-    let buf = "", err = "";
+    const pin = cpus === undefined ? [] : ["taskset", "-c", cpus];
+    const child = this.spawn([...pin, "haproxy", "-db", "-f", cfg], { uid: this.interception.proxyUid, gid: this.interception.proxyGid });
+    let err = "";
     child.stderr!.on("data", (d) => (err += d));
-    child.stdout!.on("data", (d) => {
-      buf += d;
-      let nl;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const m = SIDECAR_LOG.exec(buf.slice(0, nl).trim());
-        buf = buf.slice(nl + 1);
-        if (m) this.sidecarLog.push({ frontend: m[1] as "outbound" | "inbound", client: m[2]!, server: m[3]!, bytes: Number(m[4]) });
-      }
+    onLines(child, (line) => {
+      const m = SIDECAR_LOG.exec(line);
+      if (m) this.sidecarLog.push({ frontend: m[1] as "outbound" | "inbound", client: m[2]!, server: m[3]!, bytes: Number(m[4]) });
     });
     // HAProxy prints nothing when ready; wait until both listeners accept.
     for (let i = 0; i < 100; i++) {
@@ -98,7 +111,7 @@ export class TestPod {
   }
 
   /** Runs payload transfers from this pod's app side to host:port; one result per payload. */
-  async send(host: string, port: number, spec: { sizes: number[]; concurrency: number; holdMs?: number; readDelayMs?: number }, opts: { uid?: number } = {}) {
+  async send(host: string, port: number, spec: SendSpec, opts: { uid?: number } = {}) {
     const r = await this.exec(["node", "--import", "tsx", PEER, "send", host, String(port), JSON.stringify(spec)], opts);
     if (r.code !== 0) throw new Error(`peer send from ${this.name} exited ${r.code}: ${r.stderr}`);
     return JSON.parse(r.stdout.trim().split("\n").pop()!) as { size: number; ok: boolean; received: number; error?: string }[];
@@ -156,7 +169,7 @@ export class TestNode {
    * Adds a pod: namespace, veth to the bridge, cgroup kubepods/pod<uid>, Istio's
    * rules (unless iptables is false) and, unless sidecar is false, HAProxy.
    */
-  async addPod(name: string, opts: { interception?: Partial<Interception>; sidecar?: boolean; iptables?: boolean; underKubepods?: boolean } = {}): Promise<TestPod> {
+  async addPod(name: string, opts: { interception?: Partial<Interception>; sidecar?: boolean; sidecarCpus?: string; iptables?: boolean; underKubepods?: boolean } = {}): Promise<TestPod> {
     const uid = randomUUID();
     const n = this.nextHost++;
     const ip = `${SUBNET}.${n}`;
@@ -172,7 +185,7 @@ export class TestNode {
     await run("ip", ["-n", netns, "addr", "add", `${ip}/24`, "dev", "eth0"]);
     await run("ip", ["-n", netns, "link", "set", "eth0", "up"]);
     if (opts.iptables !== false) await run("ip", ["netns", "exec", netns, "iptables-restore"], istioNatRules(pod.interception));
-    if (opts.sidecar !== false) await pod.startSidecar();
+    if (opts.sidecar !== false) await pod.startSidecar(opts.sidecarCpus);
     return pod;
   }
 
@@ -227,6 +240,18 @@ function stopChild(p: ChildProcess): Promise<void> {
       resolve();
     });
     p.kill("SIGTERM");
+  });
+}
+
+function onLines(child: ChildProcess, each: (line: string) => void): void {
+  let buf = "";
+  child.stdout!.on("data", (d) => {
+    buf += d;
+    let nl;
+    while ((nl = buf.indexOf("\n")) >= 0) {
+      each(buf.slice(0, nl).trim());
+      buf = buf.slice(nl + 1);
+    }
   });
 }
 

@@ -5,7 +5,9 @@
 //   peer.ts serve <port>                 echo each connection; close when the client half-closes
 //   peer.ts send <host> <port> <json>    run transfers, print one JSON report on stdout
 //
-// The JSON of `send`: { sizes: number[], concurrency: number, holdMs?: number }
+// The JSON of `send`: { sizes: number[], concurrency: number, holdMs?: number,
+//   readDelayMs?: number, localAddress?: string, localPort?: number }
+// `serve` prints "accepted <address>:<port>" for every connection.
 // holdMs pauses between chunks so that a transfer is still running when a test
 // disturbs the data path (SIGKILL of the loader, detach); readDelayMs leaves the
 // echo unread for a while, so bytes wait in the client's receive queue meanwhile.
@@ -23,6 +25,7 @@ interface Transfer {
 
 function serve(port: number): void {
   const server = createServer((sock) => {
+    process.stdout.write(`accepted ${sock.remoteAddress}:${sock.remotePort}\n`);
     // Echo as bytes arrive (full duplex); when the client half-closes, pipe ends our side: server-side close.
     sock.pipe(sock);
     sock.on("error", () => sock.destroy());
@@ -31,7 +34,17 @@ function serve(port: number): void {
   process.on("SIGTERM", () => process.exit(0));
 }
 
-function transfer(host: string, port: number, size: number, holdMs: number, readDelayMs: number): Promise<Transfer> {
+interface Spec {
+  sizes: number[];
+  concurrency: number;
+  holdMs?: number;
+  readDelayMs?: number;
+  localAddress?: string;
+  localPort?: number;
+}
+
+function transfer(host: string, port: number, size: number, spec: Spec): Promise<Transfer> {
+  const { holdMs = 0, readDelayMs = 0 } = spec;
   const started = Date.now();
   const payload = randomBytes(size);
   const want = createHash("sha256").update(payload).digest("hex");
@@ -45,7 +58,8 @@ function transfer(host: string, port: number, size: number, holdMs: number, read
       const ok = !error && received === size && got.digest("hex") === want;
       resolve({ size, ok, received, ms: Date.now() - started, ...(error ? { error } : ok ? {} : { error: `checksum or length mismatch (${received}/${size} bytes)` }) });
     };
-    const sock: Socket = connect({ host, port }, async () => {
+    const local = { ...(spec.localAddress ? { localAddress: spec.localAddress } : {}), ...(spec.localPort ? { localPort: spec.localPort } : {}) };
+    const sock: Socket = connect({ host, port, ...local }, async () => {
       if (readDelayMs) {
         sock.pause();
         setTimeout(() => sock.resume(), readDelayMs);
@@ -70,13 +84,13 @@ function transfer(host: string, port: number, size: number, holdMs: number, read
   });
 }
 
-async function send(host: string, port: number, spec: { sizes: number[]; concurrency: number; holdMs?: number; readDelayMs?: number }) {
+async function send(host: string, port: number, spec: Spec) {
   const queue = [...spec.sizes];
   const results: Transfer[] = [];
   await Promise.all(
     Array.from({ length: spec.concurrency }, async () => {
       for (let size = queue.shift(); size !== undefined; size = queue.shift()) {
-        results.push(await transfer(host, port, size, spec.holdMs ?? 0, spec.readDelayMs ?? 0));
+        results.push(await transfer(host, port, size, spec));
       }
     }),
   );

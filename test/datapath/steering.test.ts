@@ -1,0 +1,124 @@
+// Steering in the real kernel: app -> own sidecar, sidecar -> the other pod's
+// inbound port, and everything meshlane must leave to iptables.
+
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { Mesh } from "../topology/mesh.js";
+import type { TestPod } from "../topology/node.js";
+
+const SIZES = { sizes: [1, 1000, 100_000, 1 << 20], concurrency: 2 };
+const total = SIZES.sizes.length;
+
+describe("steering", () => {
+  let mesh: Mesh;
+  let a: TestPod, b: TestPod, unregistered: TestPod, host: TestPod;
+
+  before(async () => {
+    mesh = await Mesh.create();
+    a = await mesh.node.addPod("a");
+    b = await mesh.node.addPod("b");
+    unregistered = await mesh.node.addPod("c");
+    host = await mesh.node.addHost("h");
+    await b.startApp(80);
+    mesh.attach();
+  });
+  after(() => mesh.destroy());
+
+  const clearLogs = () => [a, b, unregistered].forEach((p) => ((p.sidecarLog = []), (p.appLog = [])));
+
+  test("before registration, a's traffic takes Istio's iptables path", async () => {
+    clearLogs();
+    const ipt = await a.redirectCounters();
+    const before = mesh.counters();
+    const res = await a.send(b.ip, 80, SIZES);
+    assert.deepEqual(res.filter((r) => !r.ok), []);
+    assert.equal((await a.redirectCounters()).outbound - ipt.outbound, total, "iptables redirected each connection to 15001");
+    assert.equal(mesh.counters().CNT_CONNECT_OUTBOUND, before.CNT_CONNECT_OUTBOUND);
+    assert.equal(a.sidecarLog.filter((l) => l.server === `${b.ip}:80`).length, total);
+  });
+
+  test("outbound: a's app reaches b through both sidecars, steered by meshlane instead of iptables", async () => {
+    const report = mesh.register([a, b]);
+    assert.deepEqual(report.pods.map((p) => p.state), ["registered", "registered"]);
+    clearLogs();
+    const iptA = await a.redirectCounters();
+    const before = mesh.counters();
+
+    const res = await a.send(b.ip, 80, SIZES);
+
+    assert.deepEqual(res.filter((r) => !r.ok), []);
+    const after = mesh.counters();
+    // a's sidecar accepted on loopback (connect-time steering) and forwarded to the original destination.
+    const out = a.sidecarLog.filter((l) => l.frontend === "outbound");
+    assert.equal(out.length, total);
+    for (const l of out) {
+      assert.match(l.client, /^127\.0\.0\.1:\d+$/);
+      assert.equal(l.server, `${b.ip}:80`, "HAProxy read the original destination through SO_ORIGINAL_DST");
+    }
+    assert.equal((await a.redirectCounters()).outbound, iptA.outbound, "iptables' outbound REDIRECT saw none of it");
+    assert.equal(after.CNT_CONNECT_OUTBOUND - before.CNT_CONNECT_OUTBOUND, BigInt(total));
+    assert.ok(after.CNT_ORIGDST_ANSWERED - before.CNT_ORIGDST_ANSWERED >= BigInt(2 * total), "both sidecars got the original destination from meshlane");
+    const payload = BigInt(SIZES.sizes.reduce((x, y) => x + y, 0));
+    // Each byte crosses three pairs of sockets (app-sidecar, sidecar-sidecar, sidecar-app), both ways.
+    assert.ok(after.CNT_BYTES_REDIRECTED - before.CNT_BYTES_REDIRECTED >= 2n * payload, "payload moved socket to socket");
+  });
+
+  test("inbound on the same node goes to b's 15006; b's sidecar reaches its own app directly", async () => {
+    clearLogs();
+    const before = mesh.counters();
+    const iptB = await b.redirectCounters();
+
+    const res = await a.send(b.ip, 80, SIZES);
+
+    assert.deepEqual(res.filter((r) => !r.ok), []);
+    const after = mesh.counters();
+    assert.equal(after.CNT_CONNECT_INBOUND - before.CNT_CONNECT_INBOUND, BigInt(total), "a's sidecar was steered to b's inbound port");
+    const inbound = b.sidecarLog.filter((l) => l.frontend === "inbound");
+    assert.equal(inbound.length, total);
+    for (const l of inbound) {
+      assert.match(l.client, new RegExp(`^${a.ip.replace(/\./g, "\\.")}:\\d+$`), "b's sidecar was reached straight from a's sidecar");
+      assert.equal(l.server, `${b.ip}:80`, "b's sidecar got the original destination");
+    }
+    // b's sidecar to its app is left alone: it arrives from the passthrough address, not looped back into 15006.
+    assert.equal(b.appLog.length, total);
+    for (const peer of b.appLog) assert.match(peer, /^127\.0\.0\.6:\d+$/);
+    // The handshake still crosses b's nat PREROUTING (15006 -> 15006); that is one packet per connection.
+    assert.equal((await b.redirectCounters()).inbound - iptB.inbound, total);
+  });
+
+  test("an unregistered pod is untouched: its traffic takes the iptables path", async () => {
+    clearLogs();
+    const before = mesh.counters();
+    const ipt = await unregistered.redirectCounters();
+
+    const res = await unregistered.send(b.ip, 80, SIZES);
+
+    assert.deepEqual(res.filter((r) => !r.ok), []);
+    const after = mesh.counters();
+    assert.equal(after.CNT_CONNECT_OUTBOUND, before.CNT_CONNECT_OUTBOUND);
+    assert.equal(after.CNT_CONNECT_INBOUND, before.CNT_CONNECT_INBOUND, "its sidecar is not steered to b's inbound port either");
+    assert.equal((await unregistered.redirectCounters()).outbound - ipt.outbound, total);
+    assert.equal(unregistered.sidecarLog.filter((l) => l.server === `${b.ip}:80`).length, total);
+  });
+
+  test("a host process is untouched and still reaches the pod through its sidecar", async () => {
+    clearLogs();
+    const before = mesh.counters();
+    const res = await host.send(b.ip, 80, SIZES);
+    assert.deepEqual(res.filter((r) => !r.ok), []);
+    const after = mesh.counters();
+    assert.equal(after.CNT_CONNECT_OUTBOUND, before.CNT_CONNECT_OUTBOUND);
+    assert.equal(after.CNT_CONNECT_INBOUND, before.CNT_CONNECT_INBOUND);
+    assert.equal(b.sidecarLog.filter((l) => l.client.startsWith(`${host.ip}:`)).length, total, "b's iptables sent the host's connections to b's sidecar");
+  });
+
+  test("deregistering a pod sends its traffic back to iptables", async () => {
+    mesh.register([b]);
+    const ipt = await a.redirectCounters();
+    const before = mesh.counters();
+    const res = await a.send(b.ip, 80, SIZES);
+    assert.deepEqual(res.filter((r) => !r.ok), []);
+    assert.equal((await a.redirectCounters()).outbound - ipt.outbound, total);
+    assert.equal(mesh.counters().CNT_CONNECT_OUTBOUND, before.CNT_CONNECT_OUTBOUND);
+  });
+});
