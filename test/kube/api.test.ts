@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import {
-  AdmissionregistrationV1Api, CoordinationV1Api, CoreV1Api, KubernetesObjectApi, PatchStrategy, setHeaderOptions,
+  AdmissionregistrationV1Api, CoordinationV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, setHeaderOptions,
   type V1ConfigMap,
 } from "@kubernetes/client-node";
 import { start, type StandIn } from "./apiserver/index.js";
@@ -237,6 +237,13 @@ describe("the stand-in API server through @kubernetes/client-node (HTTPS)", () =
     assert.equal(lease.kind, "Lease");
     const read = await objects.read<V1ConfigMap>({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "generic", namespace: "shop" } });
     assert.deepEqual(read.data, { k: "v" });
+  });
+
+  it("exports a kubeconfig that another process can load", async () => {
+    const loaded = new KubeConfig();
+    loaded.loadFromString(server.kubeConfig.exportConfig());
+    const names = (await loaded.makeApiClient(CoreV1Api).listNamespace()).items.map((n) => n.metadata?.name);
+    assert.ok(names.includes("shop"));
   });
 
   it("answers unknown paths and verbs as the real server does", async () => {

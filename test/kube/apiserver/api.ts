@@ -6,7 +6,7 @@
 import { admit, orderHooks, type InProcessMutator, type Operation, type UserInfo } from "./admission.js";
 import { ApiError, badRequest, conflict, notFound } from "./errors.js";
 import { applyPatch } from "./patch.js";
-import { apiVersionOf, RESOURCE_TYPES, type KubeObject, type ResourceType } from "./resources.js";
+import { apiVersionOf, RESOURCE_TYPES, timestampNow, type KubeObject, type ResourceType } from "./resources.js";
 import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector } from "./selectors.js";
 import type { ObjectStore, Preconditions, WatchEvent } from "./store.js";
 import { prepareCreate, prepareUpdate } from "./strategies.js";
@@ -176,7 +176,7 @@ export class Api {
     const status = (pod.status ?? {}) as Record<string, unknown>;
     const conditions = (Array.isArray(status.conditions) ? status.conditions : []) as Array<Record<string, unknown>>;
     status.conditions = [...conditions.filter((c) => c.type !== "PodScheduled"),
-      { type: "PodScheduled", status: "True", lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, "Z") }];
+      { type: "PodScheduled", status: "True", lastTransitionTime: timestampNow() }];
     pod.status = status;
     this.store.update(type, pod);
     return { kind: "Status", apiVersion: "v1", metadata: {}, status: "Success", code: 201 };

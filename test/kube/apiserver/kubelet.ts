@@ -5,6 +5,7 @@
 
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { formatIp, parseCidr } from "../../../registry/ip.js";
+import { timestampNow } from "./resources.js";
 
 export interface KubeletOptions {
   /** IPv4 range pod IPs are drawn from when the caller names none. */
@@ -14,10 +15,6 @@ export interface KubeletOptions {
 }
 
 export type FinalPhase = "Succeeded" | "Failed";
-
-function now(): string {
-  return new Date().toISOString().replace(/\.\d+Z$/, "Z");
-}
 
 export class Kubelet {
   private readonly api: CoreV1Api;
@@ -65,7 +62,7 @@ export class Kubelet {
       throw new Error(`kubelet ${this.nodeName}: pod ${namespace}/${name} is bound to node ${pod.spec?.nodeName}`);
     }
     const ips = podIPs.length > 0 ? podIPs : [this.allocateIp()];
-    const at = now();
+    const at = timestampNow();
     const conditions = ["PodScheduled", "Initialized", "ContainersReady", "Ready"]
       .map((type) => ({ type, status: "True", lastTransitionTime: at }));
     return this.patchStatus(namespace, name, {
@@ -76,7 +73,7 @@ export class Kubelet {
 
   /** The pod's containers exited; it keeps its IPs in status, as a real kubelet leaves them. */
   finish(namespace: string, name: string, phase: FinalPhase): Promise<V1Pod> {
-    const at = now();
+    const at = timestampNow();
     return this.patchStatus(namespace, name, {
       phase,
       conditions: [

@@ -84,8 +84,7 @@ export function findResourceType(group: string, version: string, plural: string)
   return RESOURCE_TYPES.find((t) => t.group === group && t.version === version && t.plural === plural);
 }
 
-export function resourceTypeFor(kind: string): ResourceType {
-  const type = RESOURCE_TYPES.find((t) => t.kind === kind);
-  if (!type) throw new Error(`the stand-in serves no resource of kind ${kind}`);
-  return type;
+/** RFC 3339 with whole seconds, the way the API server writes metav1.Time. */
+export function timestampNow(): string {
+  return new Date().toISOString().replace(/\.\d+Z$/, "Z");
 }

@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { alreadyExists, conflict, expired, notFound, STALE_OBJECT } from "./errors.js";
 import { deepEqual } from "./patch.js";
-import type { KubeObject, ResourceType } from "./resources.js";
+import { timestampNow, type KubeObject, type ResourceType } from "./resources.js";
 
 export type EventType = "ADDED" | "MODIFIED" | "DELETED";
 
@@ -39,10 +39,6 @@ const GENERATED_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789";
 
 function key(namespace: string | undefined, name: string): string {
   return `${namespace ?? ""}/${name}`;
-}
-
-function timestampNow(): string {
-  return new Date().toISOString().replace(/\.\d+Z$/, "Z");
 }
 
 function withoutResourceVersion(obj: KubeObject): KubeObject {
