@@ -1,4 +1,4 @@
-// An independent RFC 6902 applier (add / replace / remove) written from the RFC, so the
+// An independent RFC 6902 applier (add / replace / remove / test) written from the RFC, so the
 // tests check the webhook's patches without trusting its own pointer escaping.
 
 type Op = { op: string; path: string; value?: unknown };
@@ -19,7 +19,9 @@ export function applyJsonPatch<T>(doc: T, ops: Op[]): T {
       if (typeof next !== "object" || next === null) throw new Error(`${op.op} ${op.path}: parent ${t} missing`);
       parent = next as Record<string, unknown>;
     }
-    if (op.op === "add") parent[last] = structuredClone(op.value);
+    if (op.op === "test") {
+      if (JSON.stringify(parent[last]) !== JSON.stringify(op.value)) throw new Error(`test ${op.path} failed`);
+    } else if (op.op === "add") parent[last] = structuredClone(op.value);
     else if (op.op === "replace" || op.op === "remove") {
       if (!Object.hasOwn(parent, last)) throw new Error(`${op.op} ${op.path}: target missing`);
       if (op.op === "replace") parent[last] = structuredClone(op.value);
