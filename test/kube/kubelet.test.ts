@@ -43,12 +43,14 @@ describe("the kubelet helper", () => {
     assert.equal(running.metadata?.resourceVersion, started.metadata?.resourceVersion);
   });
 
-  it("draws IPs from its pod CIDR when none are given", async () => {
+  it("draws IPs from its node's pod CIDR when none are given, never twice", async () => {
     const kubelet = server.kubelet("node-b", { podCidr: "10.20.30.0/24" });
     await createPod("auto-1");
     await createPod("auto-2");
     assert.equal((await kubelet.run("k", "auto-1")).status?.podIP, "10.20.30.2");
-    assert.equal((await kubelet.run("k", "auto-2")).status?.podIP, "10.20.30.3");
+    assert.equal(server.kubelet("node-b"), kubelet, "one kubelet per node, so one IP allocator per node");
+    assert.equal((await server.kubelet("node-b").run("k", "auto-2")).status?.podIP, "10.20.30.3");
+    assert.throws(() => server.kubelet("node-b", { podCidr: "10.99.0.0/24" }), /already exists/);
   });
 
   it("refuses to bind a pod twice (409) and to run a pod bound to another node", async () => {

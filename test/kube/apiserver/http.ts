@@ -152,8 +152,9 @@ export class Router {
       res.writeHead(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" });
       res.flushHeaders();
     };
-    // Initial events are produced synchronously inside api.watch, before it can still
-    // refuse the watch (bad selector: an HTTP 400); hold them until it has accepted.
+    // api.watch sends the initial events before it returns, but the status line can only
+    // be chosen once it has returned without refusing the watch (a bad selector is a
+    // plain 400), so those events wait here.
     const held: WatchEvent[] = [];
     let live = false;
     let stop: () => void;

@@ -16,7 +16,8 @@ import { ServiceDirectory, type ServiceTarget } from "./webhook-call.js";
 
 export type { InProcessMutator, UserInfo } from "./admission.js";
 export type { KubeObject } from "./resources.js";
-export { Kubelet } from "./kubelet.js";
+export { Kubelet, type KubeletOptions } from "./kubelet.js";
+export { istioInjectorFromFixture, type IstioInjectorOptions } from "./istio-injector.js";
 export { createTestCa, type TestCa } from "./tls.js";
 
 export interface StandInOptions {
@@ -41,7 +42,11 @@ export interface StandIn {
   addMutator(mutator: InProcessMutator): void;
   /** Ends all open watch streams; clients reconnect from their last resourceVersion. */
   closeWatches(): void;
-  /** A kubelet for one node, talking to this server through its own client. */
+  /**
+   * The kubelet of one node, talking to this server through its own client. The same
+   * node always gets the same kubelet (so pod IPs are not handed out twice); options
+   * are taken when it is first asked for.
+   */
   kubelet(nodeName: string, options?: KubeletOptions): Kubelet;
   stop(): Promise<void>;
 }
@@ -91,6 +96,7 @@ export async function start(options: StandInOptions = {}): Promise<StandIn> {
   const { port } = server.address() as AddressInfo;
   const url = `${useTls ? "https" : "http"}://127.0.0.1:${port}`;
   const kubeConfig = kubeConfigFor(url, caPem);
+  const kubelets = new Map<string, Kubelet>();
 
   return {
     url,
@@ -98,7 +104,12 @@ export async function start(options: StandInOptions = {}): Promise<StandIn> {
     registerService: (namespace, name, target, servicePort) => services.register(namespace, name, target, servicePort),
     addMutator: (mutator) => void mutators.push(mutator),
     closeWatches: () => router.closeWatches(),
-    kubelet: (nodeName, kubeletOptions) => new Kubelet(kubeConfig, nodeName, kubeletOptions),
+    kubelet(nodeName, kubeletOptions) {
+      let kubelet = kubelets.get(nodeName);
+      if (kubelet && kubeletOptions) throw new Error(`the kubelet of node ${nodeName} already exists; options apply only when it is first made`);
+      if (!kubelet) kubelets.set(nodeName, (kubelet = new Kubelet(kubeConfig, nodeName, kubeletOptions)));
+      return kubelet;
+    },
     async stop() {
       router.closeWatches();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
