@@ -112,15 +112,18 @@ export function attach(opts: AttachOptions): AttachResult {
         const linkFd = bpf.objGet(pin);
         if (linkFd !== null) {
           const sameCgroup = withFd(linkFd, (fd) => {
-            if (linkInfo(fd).cgroupId !== targetId) return false;
-            bpf.linkUpdate(fd, progFd);
-            return true;
+            if (linkInfo(fd).cgroupId === targetId) {
+              bpf.linkUpdate(fd, progFd);
+              return true;
+            }
+            bpf.linkDetach(fd); // attached to another cgroup before: move, never leave two copies
+            return false;
           });
           if (sameCgroup) {
             programs[name] = "replaced";
             continue;
           }
-          rmSync(pin); // attached elsewhere before: the pin was its last reference, so this detaches it
+          rmSync(pin);
         }
         const link = bpf.attachCgroup(bpf.findProgram(loaded.obj, name), cgroupFd);
         try {
@@ -173,11 +176,20 @@ export async function detach(opts: DetachOptions): Promise<DetachResult> {
     rmSync(path);
     removed.push(path);
   };
-  unpin(linkPinPath(opts.pinDir, "mesh_connect4"));
-  unpin(linkPinPath(opts.pinDir, "mesh_connect6"));
+  // Detach explicitly before unpinning: the kernel frees an unreferenced link from
+  // a work queue, so without this the program would run on for a moment after
+  // detach returned.
+  const detachLinks = (progs: ProgramName[]) => {
+    for (const p of progs) {
+      const path = linkPinPath(opts.pinDir, p);
+      const fd = bpf.objGet(path);
+      if (fd !== null) withFd(fd, bpf.linkDetach);
+      unpin(path);
+    }
+  };
+  detachLinks(["mesh_connect4", "mesh_connect6"]);
   await sleep(opts.drainMs ?? 2000);
-  unpin(linkPinPath(opts.pinDir, "mesh_getsockopt"));
-  unpin(linkPinPath(opts.pinDir, "mesh_sockops"));
+  detachLinks(["mesh_getsockopt", "mesh_sockops"]);
   for (const name of Object.keys(MAPS) as (keyof typeof MAPS)[]) unpin(mapPinPath(opts.pinDir, name));
   for (const dir of [linksDir(opts.pinDir), mapsDir(opts.pinDir), opts.pinDir]) {
     try {

@@ -46,6 +46,7 @@ function bind(l: koffi.IKoffiLib) {
       "int bpf_prog_query(int target_fd, int type, uint32_t query_flags, _Out_ uint32_t *attach_flags, _Out_ uint32_t *prog_ids, _Inout_ uint32_t *prog_cnt)",
     ),
     progGetFdById: l.func("int bpf_prog_get_fd_by_id(uint32_t id)"),
+    linkDetach: l.func("int bpf_link_detach(int link_fd)"),
     mapUpdate: l.func("int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)"),
     mapLookup: l.func("int bpf_map_lookup_elem(int fd, const void *key, _Out_ void *value)"),
     mapDelete: l.func("int bpf_map_delete_elem(int fd, const void *key)"),
@@ -155,8 +156,9 @@ export function progQuery(targetFd: number, type: number, effective = false): nu
   check("bpf_prog_query", libbpf().progQuery(targetFd, type, effective ? 1 : 0, [0], ids, cnt));
   return Array.from(ids.subarray(0, cnt[0]));
 }
-export function progFdById(id: number): number {
-  return check("bpf_prog_get_fd_by_id", libbpf().progGetFdById(id), `id ${id}`);
+/** Detaches a link's program now; the link object lives on (defunct) until its last reference goes. */
+export function linkDetach(linkFd: number): void {
+  check("bpf_link_detach", libbpf().linkDetach(linkFd));
 }
 
 export const BPF_ANY = 0n;
