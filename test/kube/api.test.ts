@@ -196,6 +196,15 @@ describe("the stand-in API server through @kubernetes/client-node (HTTPS)", () =
     assert.equal((await rejectionStatus(core.readNamespace({ name: "temp" }))).code, 404);
   });
 
+  it("stores secrets with stringData folded into base64 data and an immutable type", async () => {
+    const secret = await core.createNamespacedSecret({ namespace: "shop", body: { metadata: { name: "tls" }, stringData: { "ca.crt": "PEM" } } });
+    assert.equal(secret.type, "Opaque");
+    assert.deepEqual(secret.data, { "ca.crt": Buffer.from("PEM").toString("base64") });
+    assert.equal(secret.stringData, undefined);
+    const retyped = await rejectionStatus(core.replaceNamespacedSecret({ namespace: "shop", name: "tls", body: { ...secret, type: "kubernetes.io/tls" } }));
+    assert.equal(retyped.code, 422);
+  });
+
   it("stores leases with coordination.k8s.io/v1 error names", async () => {
     const leases = server.kubeConfig.makeApiClient(CoordinationV1Api);
     const lease = await leases.createNamespacedLease({ namespace: "shop", body: { metadata: { name: "registrar" }, spec: { holderIdentity: "a", leaseDurationSeconds: 15 } } });

@@ -61,6 +61,11 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
     namespaced: true, shortNames: ["cm"], subresources: [], returnsDeletedObject: false, fieldLabels: {},
   },
   {
+    group: "", version: "v1", plural: "secrets", singular: "secret", kind: "Secret",
+    namespaced: true, shortNames: [], subresources: [], returnsDeletedObject: false,
+    fieldLabels: { type: (o) => (typeof o.type === "string" ? o.type : "") },
+  },
+  {
     group: "admissionregistration.k8s.io", version: "v1", plural: "mutatingwebhookconfigurations",
     singular: "mutatingwebhookconfiguration", kind: "MutatingWebhookConfiguration",
     namespaced: false, shortNames: [], subresources: [], returnsDeletedObject: false, fieldLabels: {},

@@ -86,6 +86,25 @@ const podStrategy: Strategy = {
   },
 };
 
+/** stringData is write-only: it lands base64-encoded in data, as the real server stores it. */
+function foldStringData(secret: KubeObject): void {
+  secret.type ??= "Opaque";
+  const stringData = secret.stringData as Record<string, string> | undefined;
+  if (!stringData) return;
+  const data = field(secret, "data");
+  for (const [key, value] of Object.entries(stringData)) data[key] = Buffer.from(value, "utf8").toString("base64");
+  delete secret.stringData;
+}
+
+const secretStrategy: Strategy = {
+  prepareForCreate: foldStringData,
+  prepareForUpdate: foldStringData,
+  validateUpdate(obj, old) {
+    if (obj.type === old.type) return [];
+    return [{ reason: "FieldValueInvalid", message: `Invalid value: ${JSON.stringify(obj.type)}: field is immutable`, field: "type" }];
+  },
+};
+
 const WEBHOOK_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?){2,}$/;
 
 /** The v1 defaults every stored webhook carries; admission reads them without fallbacks. */
@@ -144,6 +163,7 @@ const mutatingWebhookStrategy: Strategy = {
 const STRATEGIES: Record<string, Strategy> = {
   Namespace: namespaceStrategy,
   Pod: podStrategy,
+  Secret: secretStrategy,
   MutatingWebhookConfiguration: mutatingWebhookStrategy,
 };
 
