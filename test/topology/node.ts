@@ -56,7 +56,7 @@ export class TestPod {
   ) {}
 
   registration(): Registration {
-    return { version: REGISTRATION_VERSION, namespace: "test", name: this.name, uid: this.uid, ips: [this.ip], interception: this.interception };
+    return structuredClone({ version: REGISTRATION_VERSION, namespace: "test", name: this.name, uid: this.uid, ips: [this.ip], interception: this.interception });
   }
 
   /** Starts a process inside this pod: its cgroup first (so its sockets are the pod's), then its namespace and user. */

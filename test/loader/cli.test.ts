@@ -1,0 +1,61 @@
+// meshlane-loader as a user runs it: exit codes and what it prints.
+
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { Mesh } from "../topology/mesh.js";
+
+function cli(...args: string[]) {
+  const r = spawnSync("node", ["--import", "tsx", "loader/cli.ts", ...args], { encoding: "utf8" });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe("meshlane-loader CLI", () => {
+  let mesh: Mesh;
+  before(async () => {
+    mesh = await Mesh.create();
+  });
+  after(() => mesh.destroy());
+
+  test("doctor passes on this machine", () => {
+    const r = cli("doctor");
+    assert.equal(r.code, 0, r.out + r.err);
+    assert.match(r.out, /all checks passed/);
+    assert.match(r.out, /ok\s+attach mesh_sk_msg/);
+  });
+
+  test("attach, attach again, status, detach, detach again", () => {
+    const pin = ["--pin-dir", mesh.pinDir];
+    const first = cli("attach", "--cgroup", mesh.node.kubepods, ...pin);
+    assert.equal(first.code, 0, first.err);
+    assert.match(first.out, /mesh_connect4: attached/);
+    const second = cli("attach", "--cgroup", mesh.node.kubepods, ...pin);
+    assert.match(second.out, /mesh_connect4: replaced/);
+
+    const status = cli("status", "--json", ...pin, "--state-file", "/nonexistent");
+    assert.equal(status.code, 0, status.err);
+    const s = JSON.parse(status.out);
+    assert.equal(s.attached, true);
+    assert.deepEqual(s.controlPorts, [15000, 15004, 15020, 15021, 15090]);
+    assert.ok(s.programs.every((p: { attachedTo: string }) => p.attachedTo === mesh.node.kubepods || p.attachedTo === "sockhash mesh_socks"), status.out);
+
+    assert.match(cli("status", ...pin).out, /PROGRAM\s+ATTACHED TO/);
+    assert.match(cli("detach", "--drain-ms", "0", ...pin).out, /detached: removed \d+ pins/);
+    assert.match(cli("detach", ...pin).out, /nothing of meshlane is attached/);
+    const after = cli("status", ...pin);
+    assert.equal(after.code, 1);
+    assert.match(after.err, /meshlane is not attached .* run "meshlane-loader attach" first/);
+  });
+
+  test("usage errors exit 2 and say what is wrong", () => {
+    const unknown = cli("frobnicate");
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.err, /unknown command "frobnicate"/);
+    const run = cli("run");
+    assert.equal(run.code, 2);
+    assert.match(run.err, /run needs --registry-file/);
+    const ports = cli("attach", "--cgroup", mesh.node.kubepods, "--pin-dir", mesh.pinDir, "--control-ports", "15000,x");
+    assert.equal(ports.code, 2);
+    assert.match(ports.err, /"x" is not a port/);
+  });
+});
