@@ -24,7 +24,7 @@ test("serving certificate renews on its timer and is hot-swapped with no failed 
   const dir = mkdtempSync(join(tmpdir(), "meshlane-rotate-"));
   const options = serveOptions([
     "--self-signed", "--cert-dir", dir, "--port", "0", "--host", "127.0.0.1", "--san", "127.0.0.1",
-    "--cert-validity", "4s", "--renew-before", "2.5s", "--check-interval", "0.2s", "--audit-log", join(dir, "audit.log"),
+    "--cert-validity", "8s", "--renew-before", "6s", "--check-interval", "0.2s", "--audit-log", join(dir, "audit.log"),
   ]);
   const running = await startWebhook(options, { log: pino({ level: "silent" }) });
   try {
