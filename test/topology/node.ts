@@ -18,7 +18,17 @@ import { haproxyConfig, SIDECAR_LOG } from "./haproxy.js";
 import { istioNatRules } from "./istio-iptables.js";
 import { run } from "./run.js";
 
-const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+/** The checkout's root, from the sources (tsx) and from dist/ (the built demo) alike. */
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json"))) {
+    if (dirname(dir) === dir) throw new Error("test topology: cannot find the repository root");
+    dir = dirname(dir);
+  }
+  return dir;
+}
+
+const REPO = repoRoot();
 const PEER = join(REPO, "test", "topology", "peer.ts");
 const SUBNET = "10.77.0";
 
@@ -27,6 +37,16 @@ export interface SidecarLogEntry {
   client: string;
   server: string;
   bytes: number;
+}
+
+/** One transfer as test/topology/peer.ts `send` reports it. */
+export interface TransferResult {
+  size: number;
+  start: number;
+  ms: number;
+  ok: boolean;
+  received: number;
+  error?: string;
 }
 
 /** What test/topology/peer.ts `send` takes. */
@@ -114,7 +134,7 @@ export class TestPod {
   async send(host: string, port: number, spec: SendSpec, opts: { uid?: number } = {}) {
     const r = await this.exec(["node", "--import", "tsx", PEER, "send", host, String(port), JSON.stringify(spec)], opts);
     if (r.code !== 0) throw new Error(`peer send from ${this.name} exited ${r.code}: ${r.stderr}`);
-    return JSON.parse(r.stdout.trim().split("\n").pop()!) as { size: number; ok: boolean; received: number; error?: string }[];
+    return JSON.parse(r.stdout.trim().split("\n").pop()!) as TransferResult[];
   }
 
   /** Packet counters of the REDIRECT rules: how many connections iptables redirected. */

@@ -17,6 +17,8 @@ import { connect, createServer, type Socket } from "node:net";
 
 interface Transfer {
   size: number;
+  /** Epoch milliseconds when the connection was opened. */
+  start: number;
   ok: boolean;
   received: number;
   error?: string;
@@ -56,7 +58,7 @@ function transfer(host: string, port: number, size: number, spec: Spec): Promise
       if (done) return;
       done = true;
       const ok = !error && received === size && got.digest("hex") === want;
-      resolve({ size, ok, received, ms: Date.now() - started, ...(error ? { error } : ok ? {} : { error: `checksum or length mismatch (${received}/${size} bytes)` }) });
+      resolve({ size, start: started, ok, received, ms: Date.now() - started, ...(error ? { error } : ok ? {} : { error: `checksum or length mismatch (${received}/${size} bytes)` }) });
     };
     const local = { ...(spec.localAddress ? { localAddress: spec.localAddress } : {}), ...(spec.localPort ? { localPort: spec.localPort } : {}) };
     const sock: Socket = connect({ host, port, ...local }, async () => {
