@@ -13,6 +13,7 @@ import {
   STATUS_SKIPPED,
 } from "../registry/names.js";
 import { detectInjection, type InjectionEvidence } from "./detection.js";
+import { disagreements, readIptablesArgs } from "./istio-iptables.js";
 import { interceptionMode, parseTrafficAnnotations, type InterceptionMode } from "./interception.js";
 import { annotationPatch, type JsonPatchOp } from "./json-patch.js";
 import { readPod, type PodView } from "./pod.js";
@@ -30,6 +31,7 @@ export type ReasonCode =
   | "interception-mode"
   | "bad-annotation"
   | "unsupported-annotation"
+  | "capture-mismatch"
   | "not-a-pod"
   | "subresource"
   | "operation"
@@ -85,6 +87,9 @@ function judgePod(pod: PodView, evidence: Evidence, injection: ReturnType<typeof
   if (mode.mode !== "REDIRECT") return skip("interception-mode", `interception mode ${mode.mode} (from ${mode.source}); only REDIRECT is accelerated`);
   const traffic = parseTrafficAnnotations(pod.annotations, injection.proxy, evidence.capture);
   if (!traffic.ok) return skip(traffic.code, traffic.problems.join("; "));
+  const flags = injection.captureContainer ? readIptablesArgs(injection.captureContainer.args) : undefined;
+  const mismatch = flags ? disagreements(traffic.interception, flags) : [];
+  if (mismatch.length > 0) return skip("capture-mismatch", mismatch.join("; "));
   return { decision: STATUS_ACCELERATED, reason: "istio-redirect", detail: "Istio sidecar with REDIRECT capture", interception: traffic.interception };
 }
 

@@ -20,6 +20,8 @@ export interface Injection {
   injected: boolean;
   evidence: InjectionEvidence;
   proxy: ContainerView | undefined;
+  /** istio-init or istio-validation, whose arguments say what capture was set up. */
+  captureContainer: ContainerView | undefined;
 }
 
 function statusAnnotation(pod: PodView): Pick<InjectionEvidence, "statusAnnotation" | "revision"> {
@@ -43,11 +45,12 @@ export function detectInjection(pod: PodView): Injection {
   const inInit = pod.initContainers.find((c) => c.name === PROXY_CONTAINER);
   const nativeSidecar = inInit?.restartPolicy === "Always" ? inInit : undefined;
   const proxy = inContainers ?? nativeSidecar;
-  const initNames = new Set(pod.initContainers.map((c) => c.name));
+  const captureContainer =
+    pod.initContainers.find((c) => c.name === IPTABLES_INIT_CONTAINER) ?? pod.initContainers.find((c) => c.name === CNI_VALIDATION_CONTAINER);
   const evidence: InjectionEvidence = {
     ...status,
     proxy: inContainers ? "containers" : nativeSidecar ? "native-sidecar" : inInit ? "init-not-sidecar" : "absent",
-    capture: initNames.has(IPTABLES_INIT_CONTAINER) ? "istio-init" : initNames.has(CNI_VALIDATION_CONTAINER) ? "istio-validation" : "none",
+    capture: !captureContainer ? "none" : captureContainer.name === IPTABLES_INIT_CONTAINER ? "istio-init" : "istio-validation",
   };
-  return { injected: status.statusAnnotation === "valid" && proxy !== undefined, evidence, proxy };
+  return { injected: status.statusAnnotation === "valid" && proxy !== undefined, evidence, proxy, captureContainer };
 }

@@ -14,8 +14,7 @@
 // Where meshlane must guess, it excludes more rather than less: an excluded connection
 // still meets Istio's iptables, while a wrongly included one would change its path.
 
-import { defaultInterception, formatCidr, ISTIO_DEFAULTS, validateInterception, type Interception } from "../registry/document.js";
-import { parseCidr } from "../registry/ip.js";
+import { defaultInterception, ISTIO_DEFAULTS, validateInterception, type Interception } from "../registry/document.js";
 import {
   ISTIO_ALWAYS_EXCLUDED_INBOUND,
   ISTIO_INTERCEPTION_MODE_ANNOTATION,
@@ -25,6 +24,7 @@ import {
   PROXY_INTERCEPTION_MODE_ENV,
   TRAFFIC_ANNOTATIONS,
 } from "./istio-names.js";
+import { CIDR, parseList, parsePort, PORT, Problems, sortedPorts, type TokenKind } from "./istio-lists.js";
 import type { ContainerView } from "./pod.js";
 
 export type ModeSource = "annotation" | "proxy-env" | "default";
@@ -51,65 +51,6 @@ export type CaptureKind = "istio-init" | "istio-validation";
 export type TrafficResult =
   | { ok: true; interception: Interception }
   | { ok: false; code: "bad-annotation" | "unsupported-annotation"; problems: string[] };
-
-/** Shown tokens are cut short: the reason lands in an annotation and a log line. */
-function shown(token: string): string {
-  return JSON.stringify(token.length > 64 ? `${token.slice(0, 64)}…` : token);
-}
-
-class Problems {
-  readonly list: string[] = [];
-  add(annotation: string, token: string, why: string): void {
-    this.list.push(`${annotation}: ${shown(token)} ${why}`);
-  }
-}
-
-function parsePort(token: string): number | undefined {
-  if (!/^\d{1,5}$/.test(token)) return undefined;
-  const n = Number(token);
-  return n >= 1 && n <= 65535 ? n : undefined;
-}
-
-function parseCidrToken(token: string): string | undefined {
-  // Istio parses with netip.ParsePrefix, which wants an explicit prefix length.
-  if (!token.includes("/")) return undefined;
-  try {
-    return formatCidr(parseCidr(token));
-  } catch {
-    return undefined;
-  }
-}
-
-interface TokenKind<T> {
-  parse(token: string): T | undefined;
-  what: string;
-}
-const PORT: TokenKind<number> = { parse: parsePort, what: "is not a port in 1-65535" };
-const CIDR: TokenKind<string> = { parse: parseCidrToken, what: "is not an IPv4 or IPv6 CIDR (address/prefix)" };
-
-/** Comma-separated list, spaces around commas allowed; "*" only when `wildcard` and alone. */
-function parseList<T>(annotation: string, value: string, kind: TokenKind<T>, wildcard: boolean, problems: Problems): T[] | "*" {
-  const trimmed = value.trim();
-  if (trimmed === "") return [];
-  if (trimmed === "*" && wildcard) return "*";
-  const out: T[] = [];
-  for (const raw of trimmed.split(",")) {
-    const token = raw.trim();
-    const parsed = kind.parse(token);
-    if (parsed !== undefined) {
-      if (!out.includes(parsed)) out.push(parsed);
-    } else if (token === "*") {
-      problems.add(annotation, token, wildcard ? "must stand alone, not in a list" : "is not allowed here (only in includeOutboundIPRanges and includeInboundPorts)");
-    } else {
-      problems.add(annotation, token, token === "" ? "is an empty list element" : kind.what);
-    }
-  }
-  return out;
-}
-
-function sortedPorts(ports: Iterable<number>): number[] {
-  return [...new Set(ports)].sort((a, b) => a - b);
-}
 
 function proxyId(v: number | undefined): number {
   return v !== undefined && v > 0 && v <= 0xffffffff ? v : ISTIO_DEFAULTS.proxyUid;

@@ -10,6 +10,8 @@ export interface ContainerView {
   restartPolicy: string | undefined;
   runAsUser: number | undefined;
   runAsGroup: number | undefined;
+  /** String arguments (istio-init's are the istio-iptables command line). */
+  args: string[];
   /** Literal env values only (valueFrom entries are not values). Read for decisions, never logged. */
   env: ReadonlyMap<string, string>;
 }
@@ -46,6 +48,7 @@ function readContainer(v: unknown): ContainerView | undefined {
   }
   return {
     name: v.name,
+    args: Array.isArray(v.args) ? v.args.filter((a): a is string => typeof a === "string") : [],
     restartPolicy: typeof v.restartPolicy === "string" ? v.restartPolicy : undefined,
     runAsUser: optionalInteger(security.runAsUser),
     runAsGroup: optionalInteger(security.runAsGroup),

@@ -240,3 +240,10 @@ test("other kinds, other operations and subresources are allowed without a patch
   assert.equal(line?.decision, "ignored");
   assert.equal(line?.reason, "not-a-pod");
 });
+
+test("istio-init arguments that the annotations do not explain (mesh-wide values) skip the pod", async () => {
+  const pod = classic();
+  const init = pod.spec.initContainers.find((c: { name: string }) => c.name === "istio-init");
+  init.args[init.args.indexOf("-i") + 1] = "10.96.0.0/12";
+  assert.match(await skippedFor(pod), /^capture-mismatch: istio-init -i "10.96.0.0\/12" but the annotations give includeOutboundIPRanges "\*"$/);
+});

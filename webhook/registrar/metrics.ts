@@ -1,0 +1,39 @@
+// The registrar's Prometheus metrics, registered on the registry it is given (the
+// webhook's, so one /metrics endpoint shows both halves of the process).
+
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+
+export interface RegistrarMetrics {
+  writes: Counter<"op" | "result">;
+  keys: Counter<"change">;
+  writeDuration: Histogram;
+  resyncs: Counter<"result">;
+  repairs: Counter<"kind">;
+  registeredPods: Gauge;
+  pendingKeys: Gauge;
+  watchRestarts: Counter;
+}
+
+export function createRegistrarMetrics(registry: Registry): RegistrarMetrics {
+  const registers = [registry];
+  return {
+    writes: new Counter({
+      name: "meshlane_registrar_writes_total",
+      help: "Requests to node ConfigMaps: op is patch (merge patch of keys) or create; result is ok or error",
+      labelNames: ["op", "result"],
+      registers,
+    }),
+    keys: new Counter({ name: "meshlane_registrar_keys_total", help: "Pod keys written to node ConfigMaps, by change (set, remove)", labelNames: ["change"], registers }),
+    writeDuration: new Histogram({
+      name: "meshlane_registrar_write_duration_seconds",
+      help: "Time of one node ConfigMap write, including a create after 404",
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    }),
+    resyncs: new Counter({ name: "meshlane_registrar_resyncs_total", help: "Full comparisons of every node ConfigMap with the pods, by result", labelNames: ["result"], registers }),
+    repairs: new Counter({ name: "meshlane_registrar_repairs_total", help: "Keys a resync found wrong, by kind (missing, stale, stray)", labelNames: ["kind"], registers }),
+    registeredPods: new Gauge({ name: "meshlane_registrar_registered_pods", help: "Pods this replica has placed in a node ConfigMap", registers }),
+    pendingKeys: new Gauge({ name: "meshlane_registrar_pending_keys", help: "Key changes queued and not yet written", registers }),
+    watchRestarts: new Counter({ name: "meshlane_registrar_watch_restarts_total", help: "Times the pod watch failed and was restarted", registers }),
+  };
+}
