@@ -91,11 +91,13 @@ async function openLoop(agent: Agent, port: number, body: Buffer, rate: number):
     const wait = due - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
     step.sent++;
+    // From the scheduled time, or the actual one when the timer fired early.
+    const from = Math.max(due, performance.now());
     pending.push(
       post(agent, port, body).then((ok) => {
         if (ok) {
           step.ok++;
-          step.latencies.push(performance.now() - due);
+          step.latencies.push(performance.now() - from);
         } else step.failed++;
       }),
     );
