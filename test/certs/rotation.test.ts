@@ -9,7 +9,10 @@ import { request, Agent } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createSecureContext, type TLSSocket } from "node:tls";
+import { X509Certificate } from "node:crypto";
 import pino from "pino";
+import { createCertificateAuthority, issueServingCertificate } from "../../certs/authority.js";
+import { FileCertificateStore } from "../../certs/file-store.js";
 import { parseServeArgs, type ServeOptions } from "../../webhook/options.js";
 import { startWebhook } from "../../webhook/service.js";
 import { podReview } from "../webhook/helpers/fixtures.js";
@@ -73,6 +76,46 @@ test("serving certificate renews on its timer and is hot-swapped with no failed 
     assert.equal(readFileSync(join(dir, "tls.crt"), "utf8"), onDisk, "the renewed set was saved before use");
     const metrics = await running.server.app.inject({ method: "GET", url: "/metrics" });
     assert.match(metrics.body, /meshlane_webhook_certificate_reloads_total ([3-9]|\d\d)/);
+  } finally {
+    await running.stop();
+  }
+});
+
+test("certificates issued elsewhere: starts without them, then follows the directory as it changes", { timeout: 30_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "meshlane-external-"));
+  const options = serveOptions(["--cert-dir", dir, "--port", "0", "--host", "127.0.0.1", "--check-interval", "0.1s", "--audit-log", join(dir, "audit.log")]);
+  const running = await startWebhook(options, { log: pino({ level: "silent" }) });
+  try {
+    const ca = createCertificateAuthority({ validityMs: 3600_000 });
+    const readyz = () =>
+      new Promise<{ status: number; serial: string }>((resolve, reject) => {
+        const req = request({ host: "127.0.0.1", port: running.port, path: "/readyz", agent: false, ca: ca.certPem, servername: "localhost" }, (res) => {
+          const serial = (res.socket as TLSSocket).getPeerCertificate().serialNumber;
+          res.resume();
+          res.on("end", () => resolve({ status: res.statusCode!, serial }));
+        });
+        req.on("error", reject);
+        req.end();
+      });
+    await assert.rejects(readyz(), "no certificate yet: the handshake fails");
+
+    const store = new FileCertificateStore(dir);
+    const waitForSerial = async (pem: string) => {
+      const want = new X509Certificate(pem).serialNumber;
+      for (let i = 0; i < 100; i++) {
+        const got = await readyz().catch(() => undefined);
+        if (got?.serial === want) return got;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.fail(`server never served ${want}`);
+    };
+    // cert-manager style: only ca.crt, tls.crt, tls.key; meshlane holds no CA key.
+    const first = issueServingCertificate(ca, { names: ["localhost"], validityMs: 3600_000 });
+    await store.save({ caBundlePem: ca.certPem, caKeyPem: undefined, ...first });
+    assert.equal((await waitForSerial(first.certPem)).status, 200);
+    const second = issueServingCertificate(ca, { names: ["localhost"], validityMs: 3600_000 });
+    await store.save({ caBundlePem: ca.certPem, caKeyPem: undefined, ...second });
+    await waitForSerial(second.certPem);
   } finally {
     await running.stop();
   }

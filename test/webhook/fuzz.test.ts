@@ -8,6 +8,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { loadFixtures, podReview } from "./helpers/fixtures.js";
 import { Writable } from "node:stream";
+import { createAuditLog } from "../../webhook/audit.js";
 import { startTestServer } from "./helpers/https.js";
 
 setFlagsFromString("--expose-gc");
@@ -94,7 +95,7 @@ test("fuzz: 10,000 bodies, no crash, no 5xx, bounded metrics, steady heap", { ti
   // Audit lines are counted, not kept: holding them would itself grow the heap.
   let auditLines = 0;
   const sink = new Writable({ write(chunk: Buffer, _e, done) { auditLines += chunk.toString().split("\n").length - 1; done(); } });
-  const t = await startTestServer({ audit: (await import("../../webhook/audit.js")).createAuditLog(sink) });
+  const t = await startTestServer({ audit: createAuditLog(sink) });
   try {
     const TOTAL = 10_000;
     const WARMUP = 2_500;

@@ -3,7 +3,11 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { connect as tlsConnect, type SecureVersion } from "node:tls";
 import { createAuditLog } from "../../webhook/audit.js";
 import { createWebhookServer } from "../../webhook/server.js";
@@ -148,7 +152,6 @@ test("audit: one line per review with the issue's fields, no pod spec, no env va
   });
   const patch = Buffer.from(reply.json().response.patch, "base64");
   assert.equal(line.patchBytes, patch.length);
-  const { createHash } = await import("node:crypto");
   assert.equal(line.patchSha256, createHash("sha256").update(patch).digest("hex"));
   assert.equal(typeof line.latencyMs, "number");
   assert.ok((line.latencyMs as number) > 0);
@@ -158,9 +161,6 @@ test("audit: one line per review with the issue's fields, no pod spec, no env va
 });
 
 test("audit destination: a file", async () => {
-  const { mkdtempSync, readFileSync } = await import("node:fs");
-  const { join } = await import("node:path");
-  const { tmpdir } = await import("node:os");
   const file = join(mkdtempSync(join(tmpdir(), "meshlane-audit-")), "sub", "audit.log");
   const log = createAuditLog({ file });
   log.info({ uid: "u-1" }, "admission review");
