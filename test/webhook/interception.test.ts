@@ -5,7 +5,7 @@ import type { ContainerView } from "../../webhook/pod.js";
 
 const T = "traffic.sidecar.istio.io/";
 const proxy = (over: Partial<ContainerView> = {}): ContainerView => ({
-  name: "istio-proxy", restartPolicy: undefined, runAsUser: 1337, runAsGroup: 1337, env: new Map(), ...over,
+  name: "istio-proxy", args: [], restartPolicy: undefined, runAsUser: 1337, runAsGroup: 1337, env: new Map(), ...over,
 });
 const parse = (a: Record<string, string>, p = proxy(), capture: "istio-init" | "istio-validation" = "istio-init") =>
   parseTrafficAnnotations(new Map(Object.entries(a)), p, capture);
