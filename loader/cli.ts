@@ -8,6 +8,8 @@ import { startAgent } from "./agent.js";
 import { findCgroup2Mount, findKubepods } from "./cgroup.js";
 import { formatChecks, runDoctor } from "./doctor.js";
 import { fileRegistrySource } from "./registry-file.js";
+import { configMapRegistrySource } from "./registry-configmap.js";
+import { loadKubeConfig } from "../registry/kube-config.js";
 import { DEFAULT_PIN_DIR } from "./pins.js";
 import { formatStatus, readStatus } from "./status.js";
 
@@ -19,8 +21,12 @@ commands:
   doctor                       check that this node can run meshlane's data path
   attach [--cgroup PATH]       load the programs, pin them and attach them (idempotent)
          [--pin-dir DIR] [--control-ports 15000,15004,...]
-  run --registry-file FILE     keep the BPF maps equal to the registrations (standalone mode)
-      [--pin-dir DIR] [--kubepods PATH] [--listen HOST:PORT] [--resync SECONDS] [--state-file FILE]
+  run --node NAME              keep the BPF maps equal to this node's registrations: watches
+      [--kubeconfig FILE]      ConfigMap meshlane-node-NAME in meshlane-system (credentials:
+                               --kubeconfig, else $KUBECONFIG, else the pod's service account)
+  run --registry-file FILE     the same from a local JSON file of the same keys (standalone mode)
+      run's options: [--pin-dir DIR] [--kubepods PATH] [--listen HOST:PORT] [--resync SECONDS]
+                     [--state-file FILE]
   status [--json]              what is attached where, registered pods, counters
   detach [--pin-dir DIR]       take meshlane off this node (drains redirected bytes first)
          [--drain-ms MS]
@@ -64,6 +70,8 @@ async function main(argv: string[]): Promise<number> {
       "control-ports": { type: "string" },
       object: { type: "string" },
       "registry-file": { type: "string" },
+      node: { type: "string" },
+      kubeconfig: { type: "string" },
       kubepods: { type: "string" },
       listen: { type: "string", default: "0.0.0.0:9465" },
       resync: { type: "string", default: "10" },
@@ -93,14 +101,17 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case "run": {
-      if (!values["registry-file"]) throw new UsageError("run needs --registry-file FILE");
+      const file = values["registry-file"];
+      const node = values.node;
+      if (!file === !node) throw new UsageError("run needs either --node NAME (Kubernetes mode) or --registry-file FILE (standalone mode)");
+      if (file && values.kubeconfig) throw new UsageError("--kubeconfig goes with --node, not --registry-file");
       const resync = Number(values.resync);
       if (!(resync > 0)) throw new UsageError(`--resync wants a number of seconds, got "${values.resync}"`);
       const log = pino({ name: "meshlane-loader" });
       const agent = await startAgent({
         pinDir,
         kubepods: values.kubepods ?? values.cgroup ?? kubepodsOrThrow(),
-        source: fileRegistrySource(values["registry-file"]),
+        source: file ? fileRegistrySource(file) : configMapRegistrySource(loadKubeConfig(values.kubeconfig), node!, log),
         log,
         listen: parseListen(values.listen!),
         resyncMs: resync * 1000,

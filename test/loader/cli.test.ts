@@ -53,7 +53,9 @@ describe("meshlane-loader CLI", () => {
     assert.match(unknown.err, /unknown command "frobnicate"/);
     const run = cli("run");
     assert.equal(run.code, 2);
-    assert.match(run.err, /run needs --registry-file/);
+    assert.match(run.err, /run needs either --node NAME \(Kubernetes mode\) or --registry-file FILE/);
+    const both = cli("run", "--node", "n1", "--registry-file", "/tmp/r.json");
+    assert.equal(both.code, 2);
     const ports = cli("attach", "--cgroup", mesh.node.kubepods, "--pin-dir", mesh.pinDir, "--control-ports", "15000,x");
     assert.equal(ports.code, 2);
     assert.match(ports.err, /"x" is not a port/);
