@@ -35,6 +35,15 @@ Serving:
   --body-limit BYTES      largest accepted review (default ${DEFAULT_BODY_LIMIT})
   --audit-log DEST        "stdout" (default) or a file path for the audit lines
 
+Registrar (same process):
+  --registrar             keep ConfigMap meshlane-node-<node> in meshlane-system
+                          holding one key per accelerated pod with an IP on that node
+  --registrar-resync DUR  how often every node ConfigMap is compared with the pods
+                          and repaired (default 1m)
+
+Kubernetes credentials (for --registrar, --cert-secret, --webhook-config):
+  --kubeconfig FILE       default: $KUBECONFIG, else the pod's service account
+
   -h, --help              this text
 
 Durations: a number with s, m, h or d (e.g. 90d, 12h, 30s).
@@ -54,6 +63,9 @@ export interface ServeOptions {
   webhookConfig: string | undefined;
   bodyLimit: number;
   auditLog: "stdout" | { file: string };
+  /** Run the registrar beside the webhook; undefined when not asked for. */
+  registrar: { resyncMs: number } | undefined;
+  kubeconfig: string | undefined;
 }
 
 export type ParsedCommand = { command: "help" } | { command: "serve"; options: ServeOptions };
@@ -97,6 +109,9 @@ export function parseServeArgs(argv: string[]): ParsedCommand {
         "webhook-config": { type: "string" },
         "body-limit": { type: "string" },
         "audit-log": { type: "string" },
+        registrar: { type: "boolean" },
+        "registrar-resync": { type: "string" },
+        kubeconfig: { type: "string" },
       },
     });
   } catch (e) {
@@ -106,6 +121,7 @@ export function parseServeArgs(argv: string[]): ParsedCommand {
   if (v.help || positionals.length === 0 || positionals[0] === "help") return { command: "help" };
   if (positionals[0] !== "serve" || positionals.length > 1) throw new UsageError(`unknown command ${JSON.stringify(positionals.join(" "))}; try --help`);
   if (v["cert-secret"] && !v["self-signed"]) throw new UsageError("--cert-secret needs --self-signed (a Secret issued elsewhere is mounted with --cert-dir)");
+  if (v["registrar-resync"] && !v.registrar) throw new UsageError("--registrar-resync needs --registrar");
 
   const certValidityMs = parseDuration(v["cert-validity"] ?? `${DEFAULT_POLICY_TIMES.servingValidityMs / UNIT_MS.d!}d`, "--cert-validity");
   const renewBeforeMs = parseDuration(v["renew-before"] ?? `${DEFAULT_POLICY_TIMES.renewBeforeMs / UNIT_MS.d!}d`, "--renew-before");
@@ -126,6 +142,8 @@ export function parseServeArgs(argv: string[]): ParsedCommand {
       webhookConfig: v["webhook-config"],
       bodyLimit: integer(v["body-limit"] ?? String(DEFAULT_BODY_LIMIT), "--body-limit", 1024, 1024 * 1024 * 1024),
       auditLog: auditLog === "stdout" ? "stdout" : { file: auditLog },
+      registrar: v.registrar ? { resyncMs: parseDuration(v["registrar-resync"] ?? "1m", "--registrar-resync") } : undefined,
+      kubeconfig: v.kubeconfig,
     },
   };
 }

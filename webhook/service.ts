@@ -2,7 +2,7 @@
 // HTTPS server, wired together. Importable, so the registrar can share the process and
 // end-to-end tests can start the webhook in-process.
 
-import { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { kubeWebhookConfigurationApi, publishCaBundle } from "../certs/ca-bundle.js";
 import { FileCertificateStore } from "../certs/file-store.js";
@@ -10,35 +10,33 @@ import { CertificateManager } from "../certs/manager.js";
 import { DEFAULT_POLICY_TIMES } from "../certs/renewal.js";
 import { SecretCertificateStore } from "../certs/secret-store.js";
 import type { CertificateStore } from "../certs/store.js";
+import { loadKubeConfig } from "../registry/kube-config.js";
 import { SYSTEM_NAMESPACE } from "../registry/names.js";
 import { createAuditLog } from "./audit.js";
 import type { ServeOptions } from "./options.js";
+import { startRegistrar, type Registrar } from "./registrar/registrar.js";
 import { createWebhookServer, type WebhookServer } from "./server.js";
 
 export interface RunningWebhook {
   server: WebhookServer;
   certificates: CertificateManager;
   port: number;
+  /** Present when the options ask for it. */
+  registrar: Registrar | undefined;
   stop(): Promise<void>;
 }
 
 export interface ServiceDeps {
   /** Operational messages (not the audit log). */
   log: Logger;
-  /** Defaults to the in-cluster or kubeconfig credentials, loaded only when needed. */
+  /** Defaults to --kubeconfig, $KUBECONFIG or in-cluster credentials, loaded only when needed. */
   kubeConfig?: () => KubeConfig;
   /** Where certificates live; defaults from the options (Secret or directory). */
   store?: CertificateStore;
 }
 
-function defaultKubeConfig(): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromDefault();
-  return kc;
-}
-
 export async function startWebhook(options: ServeOptions, deps: ServiceDeps): Promise<RunningWebhook> {
-  const kubeConfig = deps.kubeConfig ?? defaultKubeConfig;
+  const kubeConfig = deps.kubeConfig ?? (() => loadKubeConfig(options.kubeconfig));
   const store =
     deps.store ??
     (options.certSecret ? new SecretCertificateStore(kubeConfig(), SYSTEM_NAMESPACE, options.certSecret) : new FileCertificateStore(options.certDir));
@@ -67,12 +65,18 @@ export async function startWebhook(options: ServeOptions, deps: ServiceDeps): Pr
   certificates.start(options.checkIntervalMs);
   const address = await server.listen(options.port, options.host);
   deps.log.info({ port: address.port, host: options.host }, "meshlane webhook listening (HTTPS)");
+  // After the server: admission must not wait on the registrar's first resync.
+  const registrar = options.registrar
+    ? await startRegistrar({ kubeConfig: kubeConfig(), log: deps.log, metricsRegistry: server.metrics.registry, resyncMs: options.registrar.resyncMs })
+    : undefined;
 
   return {
     server,
     certificates,
     port: address.port,
+    registrar,
     async stop() {
+      await registrar?.stop();
       certificates.stop();
       await server.close();
     },

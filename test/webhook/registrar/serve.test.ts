@@ -1,0 +1,73 @@
+// `meshlane-webhook serve --registrar`: the flags, and the process registering a
+// pod of the API stand-in through a kubeconfig file, with the registrar's metrics
+// on the webhook's /metrics.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CoreV1Api } from "@kubernetes/client-node";
+import { defaultInterception } from "../../../registry/document.js";
+import { ANNOTATION_INTERCEPTION, ANNOTATION_STATUS, nodeConfigMapName, SYSTEM_NAMESPACE } from "../../../registry/names.js";
+import { parseServeArgs, UsageError, type ServeOptions } from "../../../webhook/options.js";
+import { start } from "../../kube/apiserver/index.js";
+import { HttpsClient } from "../helpers/https.js";
+import { until } from "../../helpers/until.js";
+
+const CLI = new URL("../../../webhook/cli.ts", import.meta.url).pathname;
+const serve = (args: string[]): ServeOptions => (parseServeArgs(["serve", ...args]) as { options: ServeOptions }).options;
+
+test("registrar flags: off by default, resync 1m, --registrar-resync only with --registrar", () => {
+  assert.equal(serve([]).registrar, undefined);
+  assert.deepEqual(serve(["--registrar"]).registrar, { resyncMs: 60_000 });
+  assert.deepEqual(serve(["--registrar", "--registrar-resync", "5s", "--kubeconfig", "/k"]), { ...serve(["--kubeconfig", "/k"]), registrar: { resyncMs: 5000 } });
+  assert.throws(() => serve(["--registrar-resync", "5s"]), UsageError);
+  assert.throws(() => serve(["--registrar", "--registrar-resync", "soon"]), /--registrar-resync: "soon" is not a duration/);
+});
+
+test("serve --registrar registers a marked pod of the cluster named by --kubeconfig and counts the write on /metrics", { timeout: 60_000 }, async () => {
+  const cluster = await start();
+  const dir = mkdtempSync(join(tmpdir(), "meshlane-registrar-cli-"));
+  const kubeconfig = join(dir, "kubeconfig");
+  writeFileSync(kubeconfig, cluster.kubeConfig.exportConfig());
+  const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: SYSTEM_NAMESPACE } } });
+  const child = spawn(process.execPath, ["--import", "tsx", CLI, "serve", "--self-signed", "--cert-dir", dir, "--port", "0", "--host", "127.0.0.1",
+    "--san", "localhost", "--audit-log", join(dir, "audit.log"), "--registrar", "--registrar-resync", "2s", "--kubeconfig", kubeconfig], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += d));
+  try {
+    await until("the registrar is running", () => stderr.includes("registrar running"), 20_000);
+    const pod = await core.createNamespacedPod({
+      namespace: "default",
+      body: {
+        metadata: { name: "web", annotations: { [ANNOTATION_STATUS]: "accelerated", [ANNOTATION_INTERCEPTION]: JSON.stringify(defaultInterception()) } },
+        spec: { containers: [{ name: "app", image: "app:1" }] },
+      },
+    });
+    await cluster.kubelet("node-a").run("default", "web");
+    const uid = pod.metadata!.uid!;
+    await until("the pod's key is written", async () => {
+      const cm = await core.readNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, name: nodeConfigMapName("node-a") }).catch(() => undefined);
+      return cm?.data?.[uid] !== undefined;
+    });
+    assert.match(stderr, new RegExp(`"msg":"registry write".*${uid}|${uid}.*"msg":"registry write"`), "a log line per write");
+    const port = Number(/"port":(\d+).*listening/.exec(stderr)![1]);
+    const client = new HttpsClient(port, readFileSync(join(dir, "ca.crt"), "utf8"));
+    const metrics = (await client.send("GET", "/metrics")).body;
+    client.close();
+    assert.match(metrics, /meshlane_registrar_writes_total\{op="create",result="ok"\} 1/);
+    assert.match(metrics, /meshlane_webhook_reviews_total|meshlane_webhook_process_resident_memory_bytes/, "one registry for both halves");
+    child.kill("SIGTERM");
+    const [code] = await once(child, "exit");
+    assert.equal(code, 0, stderr);
+    assert.match(stderr, /"msg":"registrar stopped"/);
+  } finally {
+    child.kill("SIGKILL");
+    await cluster.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
