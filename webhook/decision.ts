@@ -12,7 +12,7 @@ import {
   STATUS_ACCELERATED,
   STATUS_SKIPPED,
 } from "../registry/names.js";
-import { detectInjection, type InjectionEvidence } from "./detection.js";
+import { detectInjection, type Injection, type InjectionEvidence } from "./detection.js";
 import { disagreements, readIptablesArgs } from "./istio-iptables.js";
 import { interceptionMode, parseTrafficAnnotations, type InterceptionMode } from "./interception.js";
 import { annotationPatch, type JsonPatchOp } from "./json-patch.js";
@@ -75,7 +75,7 @@ function notInjectedDetail(e: InjectionEvidence): string {
 
 type Judgement = Pick<Outcome, "decision" | "reason" | "detail" | "interception">;
 
-function judgePod(pod: PodView, evidence: Evidence, injection: ReturnType<typeof detectInjection>): Judgement {
+function judgePod(pod: PodView, evidence: Evidence, injection: Injection): Judgement {
   const skip = (reason: ReasonCode, detail: string): Judgement => ({ decision: STATUS_SKIPPED, reason, detail, interception: undefined });
   if (evidence.optOut) return skip("opt-out", `${POD_OPT_OUT_KEY}=false ${evidence.optOut}`);
   if (!injection.injected) return skip("not-injected", notInjectedDetail(evidence));

@@ -56,6 +56,15 @@ function proxyId(v: number | undefined): number {
   return v !== undefined && v > 0 && v <= 0xffffffff ? v : ISTIO_DEFAULTS.proxyUid;
 }
 
+/** A status port other than 15020 is excluded too; "0" means pilot-agent serves none. */
+function statusPortExclusion(text: string | undefined, problems: Problems): number[] {
+  const trimmed = text?.trim();
+  if (trimmed === undefined || trimmed === "0") return [];
+  const port = parsePort(trimmed);
+  if (port === undefined) problems.add(ISTIO_STATUS_PORT_ANNOTATION, trimmed, PORT.what);
+  return port === undefined ? [] : [port];
+}
+
 /**
  * The effective interception settings of an Istio-injected pod in REDIRECT mode, or every
  * annotation problem found (all of them, so one fix round is enough).
@@ -66,39 +75,36 @@ export function parseTrafficAnnotations(
   capture: CaptureKind,
 ): TrafficResult {
   const problems = new Problems();
-  const get = (key: string): string | undefined => annotations.get(key);
   const a = TRAFFIC_ANNOTATIONS;
   const list = <T>(key: string, kind: TokenKind<T>, wildcard: boolean, absent: T[] | "*"): T[] | "*" => {
-    const value = get(key);
+    const value = annotations.get(key);
     return value === undefined ? absent : parseList(key, value, kind, wildcard, problems);
   };
-  const onlyList = <T>(v: T[] | "*"): T[] => (v === "*" ? [] : v); // "*" was reported as a problem
+  // Where "*" is not allowed parseList has already reported it; what is left is a list.
+  const ports = (key: string, absent: number[]): number[] => {
+    const v = list(key, PORT, false, absent);
+    return v === "*" ? [] : sortedPorts(v);
+  };
+  const cidrs = (key: string): string[] => {
+    const v = list(key, CIDR, false, []);
+    return v === "*" ? [] : v;
+  };
+  const includedInbound = list(a.includeInboundPorts, PORT, true, "*");
 
-  const statusPortText = get(ISTIO_STATUS_PORT_ANNOTATION)?.trim();
-  let statusPort: number | undefined = ISTIO_STATUS_PORT;
-  if (statusPortText !== undefined) {
-    statusPort = statusPortText === "0" ? undefined : parsePort(statusPortText);
-    if (statusPortText !== "0" && statusPort === undefined) problems.add(ISTIO_STATUS_PORT_ANNOTATION, statusPortText, PORT.what);
-  }
-
-  const excludedInbound = onlyList(list(a.excludeInboundPorts, PORT, false, []));
-  const base = defaultInterception();
   const interception: Interception = {
-    ...base,
+    ...defaultInterception(),
     proxyUid: proxyId(proxy?.runAsUser),
     proxyGid: proxyId(proxy?.runAsGroup),
     includeOutboundIPRanges: list(a.includeOutboundIPRanges, CIDR, true, "*"),
-    excludeOutboundIPRanges: onlyList(list(a.excludeOutboundIPRanges, CIDR, false, [])),
-    includeOutboundPorts: sortedPorts(onlyList(list(a.includeOutboundPorts, PORT, false, []))),
-    excludeOutboundPorts: sortedPorts(
-      onlyList(list(a.excludeOutboundPorts, PORT, false, capture === "istio-validation" ? [ISTIO_STATUS_PORT] : [])),
-    ),
-    includeInboundPorts: ((v) => (v === "*" ? v : sortedPorts(v)))(list(a.includeInboundPorts, PORT, true, "*")),
+    excludeOutboundIPRanges: cidrs(a.excludeOutboundIPRanges),
+    includeOutboundPorts: ports(a.includeOutboundPorts, []),
+    excludeOutboundPorts: ports(a.excludeOutboundPorts, capture === "istio-validation" ? [ISTIO_STATUS_PORT] : []),
+    includeInboundPorts: includedInbound === "*" ? "*" : sortedPorts(includedInbound),
     excludeInboundPorts: sortedPorts([
-      ...excludedInbound,
+      ...ports(a.excludeInboundPorts, []),
       ...ISTIO_ALWAYS_EXCLUDED_INBOUND,
       ISTIO_STATUS_PORT, // istio-cni adds it whatever the status port is
-      ...(statusPort === undefined ? [] : [statusPort]),
+      ...statusPortExclusion(annotations.get(ISTIO_STATUS_PORT_ANNOTATION), problems),
     ]),
   };
   if (problems.list.length > 0) return { ok: false, code: "bad-annotation", problems: problems.list };
