@@ -187,10 +187,11 @@ export class TestNode {
 
   /**
    * Adds a pod: namespace, veth to the bridge, cgroup kubepods/pod<uid>, Istio's
-   * rules (unless iptables is false) and, unless sidecar is false, HAProxy.
+   * rules (unless iptables is false) and, unless sidecar is false, HAProxy. `uid`
+   * names the cgroup (default: a random one); pass the UID an API server gave the pod.
    */
-  async addPod(name: string, opts: { interception?: Partial<Interception>; sidecar?: boolean; sidecarCpus?: string; iptables?: boolean; underKubepods?: boolean } = {}): Promise<TestPod> {
-    const uid = randomUUID();
+  async addPod(name: string, opts: { uid?: string; interception?: Partial<Interception>; sidecar?: boolean; sidecarCpus?: string; iptables?: boolean; underKubepods?: boolean } = {}): Promise<TestPod> {
+    const uid = opts.uid ?? randomUUID();
     const n = this.nextHost++;
     const ip = `${SUBNET}.${n}`;
     const netns = `${this.id}-${name}`;
