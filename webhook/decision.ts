@@ -3,7 +3,6 @@
 // and a pod already marked correctly gets no patch. The pod is re-judged on every
 // invocation, so one first seen before Istio injected it is corrected on reinvocation.
 
-import type { Interception } from "../registry/document.js";
 import {
   ANNOTATION_INTERCEPTION,
   ANNOTATION_REASON,
@@ -12,6 +11,8 @@ import {
   STATUS_ACCELERATED,
   STATUS_SKIPPED,
 } from "../registry/names.js";
+import { isRecord, type Interception } from "../registry/document.js";
+import { ISTIO_STATUS_ANNOTATION } from "./istio-names.js";
 import { detectInjection, type Injection, type InjectionEvidence } from "./detection.js";
 import { disagreements, readIptablesArgs } from "./istio-iptables.js";
 import { interceptionMode, parseTrafficAnnotations, type InterceptionMode } from "./interception.js";
@@ -32,6 +33,7 @@ export type ReasonCode =
   | "bad-annotation"
   | "unsupported-annotation"
   | "capture-mismatch"
+  | "annotations-too-large"
   | "not-a-pod"
   | "subresource"
   | "operation"
@@ -67,7 +69,7 @@ function optOut(pod: PodView): Evidence["optOut"] {
 
 function notInjectedDetail(e: InjectionEvidence): string {
   const parts: string[] = [];
-  if (e.statusAnnotation !== "valid") parts.push(`sidecar.istio.io/status is ${e.statusAnnotation}`);
+  if (e.statusAnnotation !== "valid") parts.push(`${ISTIO_STATUS_ANNOTATION} is ${e.statusAnnotation}`);
   if (e.proxy === "absent") parts.push("no istio-proxy container");
   if (e.proxy === "init-not-sidecar") parts.push("istio-proxy is an init container without restartPolicy: Always");
   return parts.join("; ");
@@ -76,7 +78,7 @@ function notInjectedDetail(e: InjectionEvidence): string {
 type Judgement = Pick<Outcome, "decision" | "reason" | "detail" | "interception">;
 
 function judgePod(pod: PodView, evidence: Evidence, injection: Injection): Judgement {
-  const skip = (reason: ReasonCode, detail: string): Judgement => ({ decision: STATUS_SKIPPED, reason, detail, interception: undefined });
+  const skip = (reason: ReasonCode, detail: string): Judgement => ({ decision: STATUS_SKIPPED, reason, detail: truncate(detail, DETAIL_MAX_CHARS), interception: undefined });
   if (evidence.optOut) return skip("opt-out", `${POD_OPT_OUT_KEY}=false ${evidence.optOut}`);
   if (!injection.injected) return skip("not-injected", notInjectedDetail(evidence));
   if (evidence.hostNetwork) return skip("host-network", "pod uses the host network namespace");
@@ -100,9 +102,7 @@ export function decide(request: AdmissionRequest): Outcome {
   }
   if (request.subResource) return ignored("subresource", `subresource ${request.subResource} is not marked`);
   if (request.operation !== "CREATE") return ignored("operation", `operation ${request.operation ?? "missing"}: only CREATE is marked`);
-  if (typeof request.object !== "object" || request.object === null || Array.isArray(request.object)) {
-    return ignored("no-object", "request.object is not a pod object");
-  }
+  if (!isRecord(request.object)) return ignored("no-object", "request.object is not a pod object");
 
   const pod = readPod(request.object);
   const injection = detectInjection(pod);
@@ -112,12 +112,39 @@ export function decide(request: AdmissionRequest): Outcome {
     optOut: optOut(pod),
     interceptionMode: interceptionMode(pod.annotations, injection.proxy),
   };
-  const judgement = judgePod(pod, evidence, injection);
-  const accelerated = judgement.decision === STATUS_ACCELERATED;
-  const patch = annotationPatch(pod.rawAnnotations, pod.hasMetadata, {
-    [ANNOTATION_STATUS]: judgement.decision,
-    [ANNOTATION_REASON]: accelerated ? undefined : `${judgement.reason}: ${judgement.detail}`,
-    [ANNOTATION_INTERCEPTION]: accelerated ? JSON.stringify(judgement.interception) : undefined,
-  });
+  const judgement = fitsAnnotations(pod, judgePod(pod, evidence, injection));
+  const patch = annotationPatch(pod.rawAnnotations, pod.hasMetadata, marking(judgement));
   return { ...judgement, evidence, patch };
+}
+
+/** The values of meshlane's annotations for a judgement (undefined: must be absent). */
+function marking(j: Judgement): Record<string, string | undefined> {
+  const accelerated = j.decision === STATUS_ACCELERATED;
+  return {
+    [ANNOTATION_STATUS]: j.decision,
+    [ANNOTATION_REASON]: accelerated ? undefined : `${j.reason}: ${j.detail}`,
+    [ANNOTATION_INTERCEPTION]: accelerated ? JSON.stringify(j.interception) : undefined,
+  };
+}
+
+/** A long list of bad tokens must not make the reason annotation (or the audit line) unbounded. */
+const DETAIL_MAX_CHARS = 1024;
+/** Kubernetes rejects a pod whose annotations total more than this (keys + values, bytes). */
+const ANNOTATIONS_MAX_BYTES = 256 * 1024;
+
+function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+/**
+ * The marking must never make the pod invalid: if the interception document would push
+ * the annotations past the API server's limit, the pod is skipped instead.
+ */
+function fitsAnnotations(pod: PodView, j: Judgement): Judgement {
+  const ours = marking(j);
+  let bytes = 0;
+  for (const [k, v] of pod.annotations) if (!(k in ours)) bytes += Buffer.byteLength(k) + Buffer.byteLength(v);
+  for (const [k, v] of Object.entries(ours)) if (v !== undefined) bytes += Buffer.byteLength(k) + Buffer.byteLength(v);
+  if (bytes <= ANNOTATIONS_MAX_BYTES) return j;
+  return { decision: STATUS_SKIPPED, reason: "annotations-too-large", detail: `marking would bring the annotations to ${bytes} bytes, over the ${ANNOTATIONS_MAX_BYTES}-byte limit`, interception: undefined };
 }

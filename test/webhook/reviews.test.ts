@@ -247,3 +247,18 @@ test("istio-init arguments that the annotations do not explain (mesh-wide values
   init.args[init.args.indexOf("-i") + 1] = "10.96.0.0/12";
   assert.match(await skippedFor(pod), /^capture-mismatch: istio-init -i "10.96.0.0\/12" but the annotations give includeOutboundIPRanges "\*"$/);
 });
+
+test("the marking never makes the pod invalid: bounded reason, annotation size limit kept", async () => {
+  const many = classic();
+  annotationsOf(many)["traffic.sidecar.istio.io/excludeOutboundPorts"] = Array.from({ length: 5000 }, (_, i) => `x${i}`).join(",");
+  const reason = await skippedFor(many);
+  assert.match(reason, /^bad-annotation: .*"x0" is not a port/);
+  assert.ok(reason.length <= 1100, `reason is ${reason.length} chars`);
+
+  // 10,000 CIDRs: the interception document would push the annotations past 256 KiB.
+  const huge = classic();
+  annotationsOf(huge)["traffic.sidecar.istio.io/includeOutboundIPRanges"] = Array.from({ length: 10_000 }, (_, i) => `10.${i >> 8}.${i & 255}.0/24`).join(",");
+  const init = huge.spec.initContainers.find((c: { name: string }) => c.name === "istio-init");
+  init.args[init.args.indexOf("-i") + 1] = annotationsOf(huge)["traffic.sidecar.istio.io/includeOutboundIPRanges"];
+  assert.match(await skippedFor(huge), /^annotations-too-large: marking would bring the annotations to \d+ bytes, over the 262144-byte limit$/);
+});
