@@ -1,0 +1,99 @@
+// `npm run bench [-- --quick]`: meshlane against Istio's iptables path and
+// against no mesh, on the test topology of design.md, then the per-hop
+// micro-benchmark. Writes results.json, results.md, qps.svg and latency.svg to
+// bench/results/ (bench/results/quick/ for --quick). Needs root: it creates
+// network namespaces and cgroups and attaches BPF programs, all of its own,
+// and removes them when it ends, also on Ctrl-C or SIGTERM.
+
+import { execFileSync } from "node:child_process";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { buildPingPong, runHopBenchmark, summariseHops } from "./hop.js";
+import { describeMachine, loadAverage1m } from "./machine.js";
+import { BODY_BYTES } from "./nginx.js";
+import { makePlan, schedule } from "./plan.js";
+import { writeResultFiles } from "./output.js";
+import { formatUs } from "./report.js";
+import type { BenchResults } from "./results.js";
+import { checkTargets, pathEvidence, summarise } from "./summary.js";
+import { BENCH_CPU, BenchTopology, MAX_ATTEMPTS, MAX_FOREIGN_SHARE, type Measurement } from "./topology.js";
+
+const RESULTS = join(dirname(fileURLToPath(import.meta.url)), "results");
+
+if (process.getuid?.() !== 0) {
+  console.error("bench: needs root (network namespaces, cgroups, BPF programs)");
+  process.exit(1);
+}
+
+// This process and the helpers it spawns (ip, iptables-save, ss) stay off the
+// benchmark CPU; only the measured processes are moved onto it.
+const ORCHESTRATOR_CPU = "0";
+execFileSync("taskset", ["-a", "-p", "-c", ORCHESTRATOR_CPU, String(process.pid)], { stdio: "ignore" });
+
+const quick = process.argv.includes("--quick");
+const plan = makePlan(quick);
+const outDir = quick ? join(RESULTS, "quick") : RESULTS;
+
+// Cleanup runs once, from whichever comes first: the end of the run or a signal.
+const cleanups: (() => Promise<void>)[] = [];
+let cleaning: Promise<void> | null = null;
+let interrupted: NodeJS.Signals | null = null;
+const cleanup = () =>
+  (cleaning ??= (async () => {
+    for (const c of cleanups.reverse()) await c().catch((e) => console.error(`bench: cleanup: ${(e as Error).message}`));
+  })());
+for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+  process.once(signal, () => {
+    interrupted = signal;
+    console.error(`bench: ${signal}: removing pods, namespaces and programs`);
+    void cleanup().finally(() => process.exit(code));
+  });
+}
+
+function progress(i: number, n: number, m: Measurement): void {
+  const what = `${m.connMode} ×${m.connections} ${m.mode}`.padEnd(28);
+  const errors = m.wrk.errors ? `, ${m.wrk.errors} errors` : "";
+  const disturbed = m.attempts > 1 ? ` (attempt ${m.attempts}, other work ${(m.foreignCpuShare * 100).toFixed(0)}% of CPU ${BENCH_CPU})` : "";
+  console.log(`[${String(i + 1).padStart(3)}/${n}] rep ${m.repetition + 1} ${what} ${Math.round(m.wrk.requestsPerSec).toString().padStart(7)} req/s  p99 ${formatUs(m.wrk.latencyUs.p99)}${errors}${disturbed}`);
+}
+
+const started = Date.now();
+const loadStart = loadAverage1m();
+try {
+  const topology = await BenchTopology.create((c) => cleanups.push(c), plan.retryBudgetSec);
+  const steps = schedule(plan);
+  console.log(`bench: ${plan.name} run, ${steps.length} data-path measurements, then the per-hop micro-benchmark`);
+  const measurements: Measurement[] = [];
+  for (const [i, step] of steps.entries()) {
+    if (interrupted) throw new Error(`interrupted by ${interrupted}`);
+    const m = await topology.measure(step, plan.seconds, plan.warmupSeconds);
+    measurements.push(m);
+    progress(i, steps.length, m);
+  }
+  console.log("bench: per-hop micro-benchmark");
+  const hopMeasurements = await runHopBenchmark(topology.node, topology.mesh, plan.hop, buildPingPong(topology.node.workDir));
+  const summary = summarise(measurements);
+  const results: BenchResults = {
+    date: new Date(started).toISOString(),
+    machine: describeMachine(),
+    conditions: {
+      plan,
+      benchCpu: BENCH_CPU,
+      bodyBytes: BODY_BYTES,
+      maxForeignCpuShare: MAX_FOREIGN_SHARE,
+      maxAttempts: MAX_ATTEMPTS,
+      loadAverage: { start: loadStart, end: loadAverage1m() },
+      durationSec: (Date.now() - started) / 1000,
+    },
+    summary,
+    targets: checkTargets(summary),
+    evidence: pathEvidence(measurements),
+    hop: summariseHops(hopMeasurements),
+    measurements,
+    hopMeasurements,
+  };
+  const report = writeResultFiles(outDir, results);
+  console.log(`\n${report}\nbench: results in ${outDir} (${Math.round(results.conditions.durationSec)} s)`);
+} finally {
+  await cleanup();
+}

@@ -1,0 +1,34 @@
+// The shape of bench/results/results.json: everything a run measured, the
+// figures derived from it, and the conditions it ran under.
+
+import type { HopMeasurement, HopSummary } from "./hop.js";
+import type { Machine } from "./machine.js";
+import type { Plan } from "./plan.js";
+import type { PathEvidence, PointSummary, TargetCheck } from "./summary.js";
+import type { Measurement } from "./topology.js";
+
+export interface RunConditions {
+  plan: Plan;
+  /** The CPU every process of a data-path measurement was pinned to. */
+  benchCpu: string;
+  bodyBytes: number;
+  /** A measurement is taken again while other work exceeds this share of the benchmark CPU… */
+  maxForeignCpuShare: number;
+  /** …at most this many times in all. */
+  maxAttempts: number;
+  /** 1-minute load average when the run started and ended: other work on the machine shows here. */
+  loadAverage: { start: number; end: number };
+  durationSec: number;
+}
+
+export interface BenchResults {
+  date: string;
+  machine: Machine;
+  conditions: RunConditions;
+  summary: PointSummary[];
+  targets: TargetCheck[];
+  evidence: PathEvidence[];
+  hop: HopSummary[];
+  measurements: Measurement[];
+  hopMeasurements: HopMeasurement[];
+}
