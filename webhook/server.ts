@@ -66,7 +66,7 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
     requestTimeout: REQUEST_TIMEOUT_MS,
     onProtoPoisoning: "error",
     onConstructorPoisoning: "error",
-  }) as unknown as FastifyInstance<Server>;
+  });
   // Only JSON is an AdmissionReview; without this, text/plain bodies would be accepted.
   app.removeContentTypeParser("text/plain");
 
