@@ -1,7 +1,9 @@
 // Keeps the webhook's certificates current: loads the stored set, renews it when the
-// plan says so, and hands every new set to `onChange` (which publishes the CA bundle
-// and then swaps the server's TLS context). Without a policy it only reloads the store,
-// for certificates issued elsewhere (cert-manager writing the mounted Secret).
+// plan says so, publishes the CA bundle on every check (someone may have re-applied
+// the webhook configuration with an empty caBundle), and hands every new set to
+// `onChange` only after it was published, so the API server trusts a CA before any
+// connection is served with it. Without a policy it only reloads the store, for
+// certificates issued elsewhere (cert-manager writing the mounted Secret).
 
 import { isDeepStrictEqual } from "node:util";
 import type { CertificateSet } from "./certificate-set.js";
@@ -12,6 +14,8 @@ export interface CertificateManagerOptions {
   store: CertificateStore;
   /** Undefined: never issue, only follow the store. */
   policy: RenewalPolicy | undefined;
+  /** Makes the set's CA bundle trusted (idempotent); runs on every check. */
+  publish?: (set: CertificateSet) => Promise<void>;
   onChange: (set: CertificateSet, why: string) => Promise<void>;
   onError?: (e: Error) => void;
   now?: () => Date;
@@ -67,6 +71,7 @@ export class CertificateManager {
         why = `adopted the set another writer saved to ${store.where}`;
       }
     }
+    if (stored) await this.opts.publish?.(stored);
     if (stored && !isDeepStrictEqual(stored, this.current)) {
       await this.opts.onChange(stored, why);
       this.current = stored;

@@ -48,12 +48,12 @@ export async function startWebhook(options: ServeOptions, deps: ServiceDeps): Pr
     policy: options.selfSigned
       ? { caValidityMs: DEFAULT_POLICY_TIMES.caValidityMs, servingValidityMs: options.certValidityMs, renewBeforeMs: options.renewBeforeMs, names: options.names }
       : undefined,
-    // The API server must trust the new CA before any connection is served with it.
+    publish: async (set) => {
+      if (!caBundleApi || !options.webhookConfig || !set.caBundlePem) return;
+      const result = await publishCaBundle(caBundleApi, options.webhookConfig, set.caBundlePem);
+      if (result === "patched") deps.log.info({ webhookConfig: options.webhookConfig }, "caBundle written");
+    },
     onChange: async (set, why) => {
-      if (caBundleApi && options.webhookConfig && set.caBundlePem) {
-        const result = await publishCaBundle(caBundleApi, options.webhookConfig, set.caBundlePem);
-        deps.log.info({ webhookConfig: options.webhookConfig, result }, "caBundle checked");
-      }
       server.setIdentity(set);
       deps.log.info({ why, store: store.where, ca: set.caBundlePem ? "present" : "absent" }, "serving certificate loaded");
     },

@@ -93,6 +93,12 @@ test("webhook with --cert-secret and --webhook-config: serves a certificate the 
     });
     const secretCert = Buffer.from(kube.secrets.get(`${SYSTEM_NAMESPACE}/webhook-certs`)!.data["tls.crt"], "base64").toString();
     assert.equal(serial, new X509Certificate(secretCert).serialNumber);
+
+    // `kubectl apply` of the manifest empties caBundle again; the next check restores it.
+    kube.webhookConfigs.set("meshlane-webhook", webhookConfig("meshlane-webhook"));
+    await running.certificates.check();
+    const restored = kube.webhookConfigs.get("meshlane-webhook")!.webhooks[0].clientConfig.caBundle;
+    assert.equal(Buffer.from(restored, "base64").toString(), caBundle);
   } finally {
     await running.stop();
   }
