@@ -64,7 +64,7 @@ export function makePlan(quick: boolean): Plan {
     repetitions: 5,
     warmupSeconds: 1,
     seconds: 3,
-    retryBudgetSec: 240,
+    retryBudgetSec: 120,
     points: points([1, 2, 4, 8, 16, 32, 64], [1, 4, 16, 64]),
     hop: { sizes: [64, 1024, 16384], seconds: 2, repetitions: 3 },
   };
