@@ -71,12 +71,10 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
   app.removeContentTypeParser("text/plain");
 
   let notAfter: Date | undefined;
-  const recordIdentity = (identity: ServingIdentity): string => {
-    const facts = certificateFacts(identity.certPem);
-    notAfter = facts.notAfter;
-    metrics.certificateNotAfter.set(facts.notAfter.getTime() / 1000);
+  const recordIdentity = (identity: ServingIdentity): void => {
+    notAfter = certificateFacts(identity.certPem).notAfter;
+    metrics.certificateNotAfter.set(notAfter.getTime() / 1000);
     metrics.certificateReloads.inc();
-    return facts.serialNumber;
   };
   if (opts.identity) recordIdentity(opts.identity);
   const setIdentity = (identity: ServingIdentity): void => {
