@@ -68,6 +68,7 @@ describe("loader DaemonSet pod, run as the manifest says", { timeout: 180_000 },
     sandbox = await PodSandbox.start({
       containers: [attach, loader],
       volumes: podSpec.volumes!,
+      podSecurityContext: podSpec.securityContext!,
       hostPaths: { "/sys/fs/bpf": "fresh-bpffs", "/sys/fs/cgroup": scratch },
       commands: { "meshlane-loader": [process.execPath, join(ROOT, "dist/loader/cli.js")] },
       fieldRefs: { "spec.nodeName": NODE },

@@ -1,21 +1,23 @@
 // A container of the manifest, as near as this machine allows without a container
 // engine: a private mount namespace laid out from the pod's volumes and mounts (host
 // paths bound where the container mounts them, read-only where it says so, memory
-// volumes as tmpfs, a read-only root filesystem), and each command run in it with
-// exactly the container's capabilities. Host paths are replaced by stand-ins the test
-// owns: a node's bpffs by a fresh bpffs instance that dies with the namespace, a
-// node's cgroup tree by a scratch cgroup.
+// volumes as tmpfs, a read-only root filesystem), and each command run in it as the
+// container's user with exactly its capabilities. Host paths are replaced by
+// stand-ins the test owns: a node's bpffs by a fresh bpffs instance that dies with
+// the namespace, a node's cgroup tree by a scratch cgroup.
 
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { V1Container, V1EnvVar, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
+import type { V1Container, V1EnvVar, V1PodSecurityContext, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
 
 export interface SandboxOptions {
   /** The containers that share the sandbox (their mounts are united). */
   containers: V1Container[];
   volumes: V1Volume[];
+  /** The pod's securityContext: the user (and runAsNonRoot) its containers inherit. */
+  podSecurityContext?: V1PodSecurityContext;
   /** Host path in the manifest → a directory of this machine that stands in for it, or "fresh-bpffs". */
   hostPaths: Record<string, string>;
   /** A command name of the image → the argv that runs it here (e.g. meshlane-loader → node dist/loader/cli.js). */
@@ -33,13 +35,18 @@ export function expand(text: string, env: Record<string, string>): string {
   return text.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, name: string | undefined) => (name === undefined ? "$" : (env[name] ?? m)));
 }
 
-/** setpriv arguments giving a root process exactly the container's capabilities. */
-export function capabilityArgs(container: V1Container): string[] {
+/** setpriv arguments giving a process exactly the container's user and capabilities. */
+export function privilegeArgs(container: V1Container, pod: V1PodSecurityContext = {}): string[] {
   const sc = container.securityContext ?? {};
   if (sc.privileged) throw new Error(`${container.name} is privileged: a sandbox cannot stand in for that`);
   if (!sc.capabilities?.drop?.includes("ALL")) throw new Error(`${container.name} keeps the runtime's default capabilities; the sandbox knows only drop: [ALL]`);
+  const uid = sc.runAsUser ?? pod.runAsUser;
+  const gid = sc.runAsGroup ?? pod.runAsGroup;
+  if (uid === undefined) throw new Error(`${container.name} runs as the image's user; give runAsUser so the sandbox knows it`);
+  if ((sc.runAsNonRoot ?? pod.runAsNonRoot) && uid === 0) throw new Error(`${container.name}: runAsNonRoot with runAsUser 0 would not start`);
+  const user = uid === 0 ? [] : [`--reuid=${uid}`, `--regid=${gid ?? uid}`, "--clear-groups"];
   const add = (sc.capabilities.add ?? []).map((c) => `+${c.toLowerCase().replace(/^cap_/, "")}`);
-  return [`--bounding-set=${["-all", ...add].join(",")}`, "--inh-caps=-all", ...(sc.allowPrivilegeEscalation === false ? ["--no-new-privs"] : [])];
+  return [...user, `--bounding-set=${["-all", ...add].join(",")}`, "--inh-caps=-all", ...(sc.allowPrivilegeEscalation === false ? ["--no-new-privs"] : [])];
 }
 
 function mountScript(opts: SandboxOptions, stage: string): string {
@@ -117,7 +124,7 @@ export class PodSandbox {
     if (!local) throw new Error(`no local stand-in for the image's ${name}`);
     return [
       "nsenter", `--target=${this.holder.pid}`, "--mount", "--",
-      "setpriv", ...capabilityArgs(container), "--",
+      "setpriv", ...privilegeArgs(container, this.opts.podSecurityContext), "--",
       "env", "-i", ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...local, ...rest,
     ];
   }
