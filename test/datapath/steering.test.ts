@@ -81,7 +81,7 @@ describe("steering", () => {
     }
     // b's sidecar to its app is left alone: it arrives from the passthrough address, not looped back into 15006.
     assert.equal(b.appLog.length, total);
-    for (const peer of b.appLog) assert.match(peer, /^127\.0\.0\.6:\d+$/);
+    for (const peer of b.appLog) assert.match(peer, /^(::ffff:)?127\.0\.0\.6:\d+$/);
     // The handshake still crosses b's nat PREROUTING (15006 -> 15006); that is one packet per connection.
     assert.equal((await b.redirectCounters()).inbound - iptB.inbound, total);
   });

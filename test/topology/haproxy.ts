@@ -1,8 +1,10 @@
 // The sidecar stand-in: HAProxy with Istio's two listeners. Like Envoy it forwards
 // each connection to its original destination, which it reads with
-// getsockopt(SO_ORIGINAL_DST) ("server 0.0.0.0:0"). Inbound, it reaches the app
-// from 127.0.0.6 as Envoy's passthrough cluster does, which Istio's rules let
-// through. Every connection is logged on stdout with the destination it used.
+// getsockopt(SO_ORIGINAL_DST) ("server 0.0.0.0:0"), for IPv4 and IPv6 alike.
+// Inbound, it reaches the app from 127.0.0.6 as Envoy's passthrough cluster does,
+// which Istio's rules let through (IPv6 inbound passthrough, from ::6, is not
+// modelled: IPv6 tests exclude the inbound port). Every connection is logged on
+// stdout with the destination it used.
 
 export interface SidecarPorts {
   outbound: number;
@@ -27,10 +29,12 @@ defaults
 
 frontend outbound
   bind 0.0.0.0:${ports.outbound}
+  bind :::${ports.outbound} v6only
   default_backend original_destination
 
 frontend inbound
   bind 0.0.0.0:${ports.inbound}
+  bind :::${ports.inbound} v6only
   default_backend original_destination_from_passthrough
 
 backend original_destination

@@ -5,7 +5,7 @@
 // Nothing here touches the root network namespace or the root cgroup, and
 // destroy() removes everything it made, also after a failure half-way.
 
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -31,6 +31,7 @@ function repoRoot(): string {
 const REPO = repoRoot();
 const PEER = join(REPO, "test", "topology", "peer.ts");
 const SUBNET = "10.77.0";
+const SUBNET6 = "fd77::";
 
 export interface SidecarLogEntry {
   frontend: "outbound" | "inbound";
@@ -70,13 +71,14 @@ export class TestPod {
     readonly name: string,
     readonly uid: string,
     readonly ip: string,
+    readonly ip6: string,
     readonly netns: string,
     readonly cgroup: string,
     readonly interception: Interception,
   ) {}
 
   registration(): Registration {
-    return structuredClone({ version: REGISTRATION_VERSION, namespace: "test", name: this.name, uid: this.uid, ips: [this.ip], interception: this.interception });
+    return structuredClone({ version: REGISTRATION_VERSION, namespace: "test", name: this.name, uid: this.uid, ips: [this.ip, this.ip6], interception: this.interception });
   }
 
   /** Starts a process inside this pod: its cgroup first (so its sockets are the pod's), then its namespace and user. */
@@ -109,6 +111,24 @@ export class TestPod {
   }
 
   /** cpus (a taskset list) pins HAProxy from its start, so it sizes its thread count to them. */
+  /**
+   * Starts test/topology/origdst-probe.c as this pod's proxy user on `port` of one address family: it
+   * accepts one connection, reports its original destination and echoes it.
+   * Resolves once listening; `answer` then resolves to "<address> <port>" (or "error <errno>").
+   * (Wrapped in an object: an async function returning a promise would wait for it.)
+   */
+  async startProbe(port: number, family: 4 | 6): Promise<{ answer: Promise<string> }> {
+    const child = this.spawn([this.node.probeBinary(), String(port), String(family)], { uid: this.interception.proxyUid, gid: this.interception.proxyGid });
+    const answer = new Promise<string>((resolve) =>
+      onLines(child, (line) => {
+        const m = /^origdst(?:-(error))? (.+)$/.exec(line);
+        if (m) resolve(m[1] ? `error ${m[2]}` : m[2]!);
+      }),
+    );
+    await waitForLine(child, /^ready/, `origdst probe of pod ${this.name}`);
+    return { answer };
+  }
+
   async startSidecar(cpus?: string): Promise<void> {
     const cfg = join(this.node.workDir, `${this.name}-haproxy.cfg`);
     writeFileSync(cfg, haproxyConfig({ outbound: this.interception.outboundPort, inbound: this.interception.inboundPort }), { mode: 0o644 });
@@ -123,7 +143,7 @@ export class TestPod {
     // HAProxy prints nothing when ready; wait until both listeners accept.
     for (let i = 0; i < 100; i++) {
       const r = await run("ip", ["netns", "exec", this.netns, "ss", "-Htln", `( sport = :${this.interception.outboundPort} or sport = :${this.interception.inboundPort} )`]);
-      if (r.stdout.trim().split("\n").filter(Boolean).length >= 2) return;
+      if (r.stdout.trim().split("\n").filter(Boolean).length >= 4) return; // both ports, both families
       if (child.exitCode !== null) throw new Error(`HAProxy of pod ${this.name} exited with ${child.exitCode}: ${err.trim()}`);
       await sleep(50);
     }
@@ -137,9 +157,9 @@ export class TestPod {
     return JSON.parse(r.stdout.trim().split("\n").pop()!) as TransferResult[];
   }
 
-  /** Packet counters of the REDIRECT rules: how many connections iptables redirected. */
-  async redirectCounters(): Promise<{ outbound: number; inbound: number }> {
-    const r = await run("ip", ["netns", "exec", this.netns, "iptables-save", "-c", "-t", "nat"]);
+  /** Packet counters of the REDIRECT rules: how many connections iptables (or ip6tables) redirected. */
+  async redirectCounters(family: 4 | 6 = 4): Promise<{ outbound: number; inbound: number }> {
+    const r = await run("ip", ["netns", "exec", this.netns, family === 4 ? "iptables-save" : "ip6tables-save", "-c", "-t", "nat"]);
     const count = (chain: string) => {
       const m = new RegExp(`^\\[(\\d+):\\d+\\] -A ${chain} .*-j REDIRECT`, "m").exec(r.stdout);
       return m ? Number(m[1]) : 0;
@@ -194,9 +214,10 @@ export class TestNode {
     const uid = opts.uid ?? randomUUID();
     const n = this.nextHost++;
     const ip = `${SUBNET}.${n}`;
+    const ip6 = `${SUBNET6}${n}`;
     const netns = `${this.id}-${name}`;
     const cgroup = opts.underKubepods === false ? join(this.cgroupRoot, `host-${name}`) : join(this.kubepods, `pod${uid}`);
-    const pod = new TestPod(this, name, uid, ip, netns, cgroup, { ...defaultInterception(), ...opts.interception });
+    const pod = new TestPod(this, name, uid, ip, ip6, netns, cgroup, { ...defaultInterception(), ...opts.interception });
     this.pods.push(pod);
     mkdirSync(cgroup, { recursive: true });
     await run("ip", ["netns", "add", netns]);
@@ -204,8 +225,12 @@ export class TestNode {
     await run("ip", ["-n", this.bridgeNs, "link", "add", `v${n}`, "type", "veth", "peer", "name", "eth0", "netns", netns]);
     await run("ip", ["-n", this.bridgeNs, "link", "set", `v${n}`, "master", "br0", "up"]);
     await run("ip", ["-n", netns, "addr", "add", `${ip}/24`, "dev", "eth0"]);
+    await run("ip", ["-n", netns, "-6", "addr", "add", `${ip6}/64`, "dev", "eth0", "nodad"]);
     await run("ip", ["-n", netns, "link", "set", "eth0", "up"]);
-    if (opts.iptables !== false) await run("ip", ["netns", "exec", netns, "iptables-restore"], istioNatRules(pod.interception));
+    if (opts.iptables !== false) {
+      await run("ip", ["netns", "exec", netns, "iptables-restore"], istioNatRules(pod.interception, 4));
+      await run("ip", ["netns", "exec", netns, "ip6tables-restore"], istioNatRules(pod.interception, 6));
+    }
     if (opts.sidecar !== false) await pod.startSidecar(opts.sidecarCpus);
     return pod;
   }
@@ -213,6 +238,19 @@ export class TestNode {
   /** A process outside kubepods on its own namespace: what the node's host processes look like to meshlane. */
   addHost(name: string): Promise<TestPod> {
     return this.addPod(name, { sidecar: false, iptables: false, underKubepods: false });
+  }
+
+  private probe: string | null = null;
+
+  /** Builds the original-destination probe once per node (clang is a build dependency already). */
+  probeBinary(): string {
+    if (!this.probe) {
+      const out = join(this.workDir, "origdst-probe");
+      const r = spawnSync("clang", ["-O2", "-Wall", "-Werror", "-o", out, join(REPO, "test", "topology", "origdst-probe.c")], { encoding: "utf8" });
+      if (r.status !== 0) throw new Error(`building origdst-probe failed: ${r.stderr}`);
+      this.probe = out;
+    }
+    return this.probe;
   }
 
   registrations(pods: TestPod[]): Record<string, Registration> {

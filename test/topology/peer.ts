@@ -32,7 +32,7 @@ function serve(port: number): void {
     sock.pipe(sock);
     sock.on("error", () => sock.destroy());
   });
-  server.listen(port, "0.0.0.0", () => process.stdout.write(`listening ${port}\n`));
+  server.listen(port, "::", () => process.stdout.write(`listening ${port}\n`)); // dual-stack
   process.on("SIGTERM", () => process.exit(0));
 }
 
