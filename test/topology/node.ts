@@ -268,7 +268,7 @@ export class TestNode {
 }
 
 /** Removes a cgroup directory tree bottom-up, killing whatever is still inside. */
-function removeCgroupTree(dir: string): void {
+export function removeCgroupTree(dir: string): void {
   if (!existsSync(dir)) return;
   for (const entry of readdirDirs(dir)) removeCgroupTree(join(dir, entry));
   for (let attempt = 0; attempt < 50; attempt++) {
