@@ -12,4 +12,5 @@ node --import tsx test/topology/janitor.ts
 mapfile -t files < <(find test -name '*.test.ts' | sort)
 # Two cores: two files at a time. Each suite names its cgroups, namespaces and pins
 # after its own pid, so suites never share kernel state.
-exec node --import tsx --test --test-concurrency=2 --test-reporter=spec "${files[@]}" "$@"
+# A test that hangs fails after 5 minutes instead of holding CI until its 90-minute limit.
+exec node --import tsx --test --test-concurrency=2 --test-timeout=300000 --test-reporter=spec "${files[@]}" "$@"
