@@ -1,20 +1,32 @@
-// `npm run demo`: meshlane's main job on one machine, in standalone mode.
-// Two Istio-style pods (own network namespaces, HAProxy sidecars as uid 1337,
-// Istio's nat rules) exchange the same traffic twice: first through iptables,
-// then accelerated by meshlane. Everything runs through the real
-// meshlane-loader commands and is removed again at the end.
+// `npm run demo`: meshlane's whole story on one machine.
+//
+// A Kubernetes API stand-in runs here with Istio's sidecar injector (fed by Istio's
+// own fixtures) and meshlane's MutatingWebhookConfiguration; `meshlane-webhook serve
+// --registrar` and `meshlane-loader run --node node-a` run as real processes against
+// it. Pods are backed by test network namespaces with HAProxy sidecars as uid 1337
+// and Istio's nat rules, in cgroups named after the UIDs the API server gave them.
+//
+// The story: pods in a namespace with Istio only talk through iptables. The
+// namespace gets meshlane's label, the pods are rolled, the new ones are marked by
+// the webhook, registered by the registrar and loaded by the loader, and the same
+// traffic runs again, accelerated. Everything is removed at the end.
 
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { setTimeout as sleep } from "node:timers/promises";
-import { TestNode, type TestPod, type TransferResult } from "../test/topology/node.js";
+import type { V1Pod } from "@kubernetes/client-node";
 import { DEFAULT_BPFFS } from "../loader/pins.js";
+import { ANNOTATION_INTERCEPTION, ANNOTATION_STATUS, nodeConfigMapName, SYSTEM_NAMESPACE } from "../registry/names.js";
+import { until } from "../test/helpers/until.js";
+import { interceptionOf, ISTIO_INJECTION_LABELS, LocalCluster, MESHLANE_LABELS } from "../test/e2e/local-cluster.js";
+import { TestNode, type TestPod, type TransferResult } from "../test/topology/node.js";
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const LOADER = join(REPO, "dist", "loader", "cli.js");
 const TRAFFIC = { sizes: Array<number>(400).fill(256 << 10), concurrency: 8 };
+const NAMESPACE = "shop";
+const NODE = "node-a";
 
 function loader(args: string[]): string {
   const r = spawnSync("node", [LOADER, ...args], { encoding: "utf8" });
@@ -73,43 +85,103 @@ function table(iptables: Run, meshlane: Run): string {
   return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join("   ")).join("\n");
 }
 
+/** What `kubectl get pod` would show of interest here: Istio's containers and meshlane's marks. */
+function describePod(pod: V1Pod): string {
+  const containers = pod.spec!.containers.map((c) => c.name).join(", ");
+  const inits = (pod.spec!.initContainers ?? []).map((c) => c.name).join(", ");
+  const annotations = pod.metadata!.annotations ?? {};
+  const marks = [ANNOTATION_STATUS, ANNOTATION_INTERCEPTION].filter((k) => k in annotations).map((k) => `    ${k}: ${annotations[k]}`);
+  return [
+    `pod ${pod.metadata!.namespace}/${pod.metadata!.name}  uid ${pod.metadata!.uid}`,
+    `  containers: ${containers}   init containers: ${inits || "none"}`,
+    marks.length ? `  annotations:\n${marks.join("\n")}` : "  no meshlane annotations",
+  ].join("\n");
+}
+
+/**
+ * Creates a client and a server pod in the API (the admission chain runs), then their
+ * test namespaces, cgroups and sidecars under the UIDs the API server gave them, then
+ * reports them Running with those IPs, as the kubelet would.
+ */
+async function podPair(cluster: LocalCluster, node: TestNode, suffix: string): Promise<{ client: TestPod; server: TestPod; api: V1Pod[] }> {
+  const api: V1Pod[] = [];
+  const pods: TestPod[] = [];
+  for (const role of ["client", "server"]) {
+    const name = `${role}-${suffix}`;
+    const created = await cluster.createPod(NAMESPACE, name);
+    const marked = created.metadata?.annotations?.[ANNOTATION_STATUS] === "accelerated";
+    // Unmarked pods keep Istio's defaults, which is also what the test topology uses.
+    const pod = await node.addPod(name, { uid: created.metadata!.uid!, ...(marked ? { interception: interceptionOf(created) } : {}) });
+    if (role === "server") await pod.startApp(80);
+    await cluster.runPod(NAMESPACE, name, [pod.ip]);
+    api.push(created);
+    pods.push(pod);
+  }
+  return { client: pods[0]!, server: pods[1]!, api };
+}
+
 async function main(): Promise<void> {
   heading("meshlane-loader doctor");
   process.stdout.write(indent(loader(["doctor"]).split("\n").slice(-1).join("\n") || "ok"));
 
   const node = await TestNode.create();
   const pinDir = join(DEFAULT_BPFFS, `meshlane-demo-${node.id}`);
-  let agent: ChildProcess | undefined;
+  let cluster: LocalCluster | undefined;
   try {
-    heading("two Istio-style pods: own network namespace, HAProxy sidecar as uid 1337, Istio's nat rules");
-    const client = await node.addPod("client");
-    const server = await node.addPod("server");
-    await server.startApp(80);
-    process.stdout.write(indent(`client ${client.ip}   server ${server.ip} (app on :80)   sidecars on :15001 / :15006`));
-
-    heading(`meshlane-loader attach --cgroup ${node.kubepods}`);
+    heading(`meshlane-loader attach --cgroup ${node.kubepods}   (the loader DaemonSet's init container)`);
     process.stdout.write(indent(loader(["attach", "--cgroup", node.kubepods, "--pin-dir", pinDir])));
 
-    const registry = join(node.workDir, "registry.json");
-    writeFileSync(registry, "{}");
-    agent = spawn("node", [LOADER, "run", "--registry-file", registry, "--pin-dir", pinDir, "--kubepods", node.kubepods, "--listen", "127.0.0.1:0", "--state-file", join(node.workDir, "pods.json")], { stdio: "ignore" });
-    await sleep(1500);
+    heading("a cluster on this machine");
+    const workDir = join(node.workDir, "cluster");
+    mkdirSync(workDir);
+    cluster = await LocalCluster.start({ workDir, nodeName: NODE, kubepods: node.kubepods, pinDir, registrarResync: "10s" });
+    process.stdout.write(indent([
+      `Kubernetes API stand-in at ${cluster.api.url}, with Istio's sidecar injector`,
+      "MutatingWebhookConfiguration meshlane-webhook: pods of namespaces labelled meshlane.io/accelerate=enabled,",
+      "  called after Istio's injector, failurePolicy Ignore; its caBundle written by the webhook at start",
+      "meshlane-webhook serve --self-signed --registrar   (HTTPS webhook, audit log, registrar)",
+      `meshlane-loader run --node ${NODE}   (watches ConfigMap ${SYSTEM_NAMESPACE}/${nodeConfigMapName(NODE)})`,
+    ].join("\n")));
 
-    heading("traffic with no pod registered: Istio's iptables path");
-    const viaIptables = await traffic(client, server, pinDir);
-    process.stdout.write(indent(`client sidecar forwarded to: ${[...new Set(client.sidecarLog.map((l) => l.server))].join(", ")}`));
+    heading(`namespace ${NAMESPACE} with Istio only (istio-injection=enabled): two pods, Istio's iptables path`);
+    await cluster.createNamespace(NAMESPACE, ISTIO_INJECTION_LABELS);
+    const before = await podPair(cluster, node, "v1");
+    process.stdout.write(indent(before.api.map(describePod).join("\n")));
+    const viaIptables = await traffic(before.client, before.server, pinDir);
+    process.stdout.write(indent(`client sidecar forwarded to: ${[...new Set(before.client.sidecarLog.map((l) => l.server))].join(", ")}`));
 
-    heading("registering both pods (standalone registry file, as the webhook's registrar will write it)");
-    writeFileSync(registry, JSON.stringify(node.registrations([client, server]), null, 2));
-    await sleep(1000);
-    process.stdout.write(indent(loader(["status", "--pin-dir", pinDir, "--state-file", join(node.workDir, "pods.json")])));
+    heading(`kubectl label namespace ${NAMESPACE} meshlane.io/accelerate=enabled, then roll the pods (meshlane marks pods as they are created)`);
+    await cluster.labelNamespace(NAMESPACE, MESHLANE_LABELS);
+    for (const pod of before.api) await cluster.core.deleteNamespacedPod({ namespace: NAMESPACE, name: pod.metadata!.name! });
+    await before.client.stopProcesses();
+    await before.server.stopProcesses();
+    const after = await podPair(cluster, node, "v2");
+    process.stdout.write(indent(after.api.map(describePod).join("\n")));
+
+    heading("the webhook's audit log: one line per review");
+    for (const line of cluster.auditLines().filter((l) => l.namespace === NAMESPACE)) process.stdout.write(indent(JSON.stringify(line)));
+
+    heading(`the registrar's writes and ConfigMap ${SYSTEM_NAMESPACE}/${nodeConfigMapName(NODE)}`);
+    const uids = after.api.map((p) => p.metadata!.uid!);
+    await until("both pods are in the node ConfigMap", async () => {
+      const data = (await cluster!.nodeConfigMap())?.data ?? {};
+      return uids.every((uid) => uid in data);
+    });
+    for (const write of cluster.webhook!.logLines("registry write")) {
+      process.stdout.write(indent(`registry write: ${write.configMap} ${write.outcome}, set ${JSON.stringify(write.set)}, removed ${JSON.stringify(write.removed)}, ${write.ms} ms`));
+    }
+    const configMap = (await cluster.nodeConfigMap())!;
+    process.stdout.write(indent(`labels: ${JSON.stringify(configMap.metadata!.labels)}\ndata:\n${Object.entries(configMap.data ?? {}).map(([k, v]) => `  ${k}: ${v}`).join("\n")}`));
+
+    heading("meshlane-loader status");
+    await until("the loader registered both pods", () => (JSON.parse(loader(["status", "--json", "--pin-dir", pinDir])).pods as unknown[]).length === 2);
+    process.stdout.write(indent(loader(["status", "--pin-dir", pinDir, "--state-file", cluster.loaderStateFile])));
 
     heading("the same traffic, accelerated");
-    client.sidecarLog = [];
-    const viaMeshlane = await traffic(client, server, pinDir);
-    process.stdout.write(indent(`client sidecar forwarded to: ${[...new Set(client.sidecarLog.map((l) => l.server))].join(", ")} (original destination from meshlane)`));
+    const viaMeshlane = await traffic(after.client, after.server, pinDir);
+    process.stdout.write(indent(`client sidecar forwarded to: ${[...new Set(after.client.sidecarLog.map((l) => l.server))].join(", ")} (original destination from meshlane)`));
 
-    heading("comparison (counters are this run's increments)");
+    heading("comparison (counters are each run's increments)");
     process.stdout.write(indent(table(viaIptables, viaMeshlane)));
     process.stdout.write(indent(
       "\nThe server's REDIRECT still counts one packet per connection: the handshake to 15006 crosses its\n" +
@@ -117,10 +189,10 @@ async function main(): Promise<void> {
     ));
   } finally {
     heading("cleaning up");
-    agent?.kill("SIGTERM");
+    await cluster?.stop();
     process.stdout.write(indent(loader(["detach", "--pin-dir", pinDir, "--drain-ms", "200"])));
     await node.destroy();
-    process.stdout.write(indent("namespaces, cgroups, pins and sidecars removed"));
+    process.stdout.write(indent("API stand-in, webhook and loader stopped; namespaces, cgroups, pins and sidecars removed"));
   }
 }
 

@@ -21,7 +21,7 @@ import { ANNOTATION_INTERCEPTION, ANNOTATION_STATUS, SYSTEM_NAMESPACE, nodeConfi
 import { Mesh } from "../topology/mesh.js";
 import type { TestPod } from "../topology/node.js";
 import { until } from "../helpers/until.js";
-import { interceptionOf, LocalCluster } from "./local-cluster.js";
+import { interceptionOf, ISTIO_INJECTION_LABELS, LocalCluster, MESHLANE_LABELS } from "./local-cluster.js";
 
 const NS = "shop";
 const NODE = "node-a";
@@ -74,7 +74,7 @@ describe("from a namespace label to accelerated traffic", { timeout: 180_000 }, 
   });
 
   test("pods of a labelled namespace are injected by Istio, marked by meshlane, registered on their node and in the loader's map", async () => {
-    await cluster.createMeshNamespace(NS);
+    await cluster.createNamespace(NS, { ...ISTIO_INJECTION_LABELS, ...MESHLANE_LABELS });
     const s = await cluster.createPod(NS, "server");
     assert.ok(s.spec!.containers.some((c) => c.name === "istio-proxy"), "Istio's injector ran");
     assert.equal(s.metadata!.annotations![ANNOTATION_STATUS], "accelerated", "meshlane's webhook marked the pod after Istio injected it");

@@ -8,10 +8,12 @@
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
+import { get as httpGet, type IncomingMessage } from "node:http";
+import { get as httpsGet } from "node:https";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { AdmissionregistrationV1Api, CoreV1Api, type V1ConfigMap, type V1MutatingWebhookConfiguration, type V1Pod } from "@kubernetes/client-node";
+import { AdmissionregistrationV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type V1ConfigMap, type V1MutatingWebhookConfiguration, type V1Pod } from "@kubernetes/client-node";
 import { validateInterception, type Interception } from "../../registry/document.js";
 import { apiStatusCode } from "../../registry/kube-errors.js";
 import { ANNOTATION_INTERCEPTION, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, nodeConfigMapName, SYSTEM_NAMESPACE } from "../../registry/names.js";
@@ -23,7 +25,12 @@ const REPO = fileURLToPath(new URL(FROM_SOURCES ? "../../" : "../../../", import
 /** Istio's own injection output for a plain pod (../shared/fixtures/istio, see PROVENANCE.md). */
 const ISTIO_FIXTURE = join(REPO, "..", "shared", "fixtures", "istio", "pod.yaml.injected");
 const WEBHOOK_CONFIG = "meshlane-webhook";
+
+/** Namespace labels: Istio injects sidecars; meshlane accelerates them. */
+export const ISTIO_INJECTION_LABELS = { "istio-injection": "enabled" };
+export const MESHLANE_LABELS = { [NAMESPACE_LABEL]: NAMESPACE_LABEL_VALUE };
 const WEBHOOK_SERVICE = "meshlane-webhook";
+const WEBHOOK_DNS_NAME = `${WEBHOOK_SERVICE}.${SYSTEM_NAMESPACE}.svc`;
 
 /** The CLIs run as TypeScript from the sources, as JavaScript from dist/. */
 function cliCommand(cli: "webhook" | "loader"): string[] {
@@ -133,6 +140,12 @@ export interface LocalClusterOptions {
   pinDir: string;
   registrarResync?: string;
   loaderResyncSeconds?: number;
+  /**
+   * The API stand-in over HTTPS (default) or plain HTTP. client-node 2.0.1 opens a new
+   * connection, so a new TLS handshake, for every request; the stand-in does its half of
+   * each in this process, which a load test would measure instead of meshlane.
+   */
+  apiTls?: boolean;
 }
 
 export class LocalCluster {
@@ -143,6 +156,7 @@ export class LocalCluster {
   webhook: ServiceProcess | undefined;
   loader: ServiceProcess | undefined;
   private webhookPort = 0;
+  private loaderMetricsPort = 0;
 
   private constructor(readonly api: StandIn, readonly options: LocalClusterOptions) {
     this.core = api.kubeConfig.makeApiClient(CoreV1Api);
@@ -153,7 +167,7 @@ export class LocalCluster {
 
   /** The API server, meshlane's webhook registration, then the webhook with its registrar, then the loader. */
   static async start(options: LocalClusterOptions): Promise<LocalCluster> {
-    const api = await start({ mutators: [istioInjectorFromFixture(ISTIO_FIXTURE)] });
+    const api = await start({ tls: options.apiTls ?? true, mutators: [istioInjectorFromFixture(ISTIO_FIXTURE)] });
     const cluster = new LocalCluster(api, options);
     try {
       writeFileSync(cluster.kubeconfigPath, api.kubeConfig.exportConfig(), { mode: 0o600 });
@@ -186,7 +200,7 @@ export class LocalCluster {
       ...cliCommand("loader"), "run", "--node", nodeName, "--kubeconfig", this.kubeconfigPath, "--pin-dir", pinDir, "--kubepods", kubepods,
       "--listen", "127.0.0.1:0", "--resync", String(loaderResyncSeconds), "--state-file", this.loaderStateFile,
     ]);
-    await this.loader.waitFor(/"msg":"loader running"/);
+    this.loaderMetricsPort = Number((await this.loader.waitFor(/"metrics":\{[^}]*"port":(\d+)[^\n]*"msg":"loader running"/))[1]);
   }
 
   /** The Service in front of the webhook has no endpoint, as when its pods are down: the API server cannot call it. */
@@ -198,9 +212,13 @@ export class LocalCluster {
     this.api.registerService(SYSTEM_NAMESPACE, WEBHOOK_SERVICE, { host: "127.0.0.1", port: this.webhookPort });
   }
 
-  /** A namespace where Istio injects sidecars and meshlane accelerates them. */
-  async createMeshNamespace(name: string): Promise<void> {
-    await this.core.createNamespace({ body: { metadata: { name, labels: { "istio-injection": "enabled", [NAMESPACE_LABEL]: NAMESPACE_LABEL_VALUE } } } });
+  async createNamespace(name: string, labels: Record<string, string>): Promise<void> {
+    await this.core.createNamespace({ body: { metadata: { name, labels } } });
+  }
+
+  /** What `kubectl label namespace NAME key=value` does. */
+  async labelNamespace(name: string, labels: Record<string, string>): Promise<void> {
+    await this.core.patchNamespace({ name, body: { metadata: { labels } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
   }
 
   /** Creates a one-container pod; the admission chain (Istio's injector, then meshlane's webhook) runs as in a cluster. */
@@ -223,6 +241,21 @@ export class LocalCluster {
       if (apiStatusCode(e) === 404) return undefined;
       throw e;
     }
+  }
+
+  /** The Prometheus text of the webhook's (HTTPS, verified with its CA) or the loader's /metrics. */
+  metrics(of: "webhook" | "loader"): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const onResponse = (res: IncomingMessage) => {
+        let body = "";
+        res.on("data", (d) => (body += d));
+        res.on("end", () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${of} /metrics answered ${res.statusCode}: ${body}`))));
+      };
+      const req = of === "webhook"
+        ? httpsGet({ host: "127.0.0.1", port: this.webhookPort, path: "/metrics", servername: WEBHOOK_DNS_NAME, ca: readFileSync(join(this.options.workDir, "webhook-certs", "ca.crt")) }, onResponse)
+        : httpGet({ host: "127.0.0.1", port: this.loaderMetricsPort, path: "/metrics" }, onResponse);
+      req.on("error", (e) => reject(new Error(`${of} /metrics: ${e.message}`)));
+    });
   }
 
   /** The audit log, one parsed JSON object a review. */
