@@ -10,7 +10,6 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { get as httpGet, type IncomingMessage } from "node:http";
 import { get as httpsGet } from "node:https";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AdmissionregistrationV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type V1ConfigMap, type V1MutatingWebhookConfiguration, type V1Pod } from "@kubernetes/client-node";
@@ -18,6 +17,7 @@ import { validateInterception, type Interception } from "../../registry/document
 import { apiStatusCode } from "../../registry/kube-errors.js";
 import { ANNOTATION_INTERCEPTION, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, nodeConfigMapName, SYSTEM_NAMESPACE } from "../../registry/names.js";
 import { istioInjectorFromFixture, start, type StandIn } from "../kube/apiserver/index.js";
+import { closedPort } from "../helpers/ports.js";
 
 /** Run from the sources (tests, under tsx) or from dist/ (the built demo): one level deeper. */
 const FROM_SOURCES = import.meta.url.endsWith(".ts");
@@ -121,14 +121,6 @@ export class ServiceProcess {
       this.child.kill("SIGTERM");
     });
   }
-}
-
-async function closedPort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const { port } = probe.address() as { port: number };
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
 }
 
 export interface LocalClusterOptions {

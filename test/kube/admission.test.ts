@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it, type TestContext } from "node:test";
 import { AdmissionregistrationV1Api, CoreV1Api, type V1MutatingWebhook, type V1Pod } from "@kubernetes/client-node";
@@ -8,6 +7,7 @@ import { createTestCa, start, type StandIn } from "./apiserver/index.js";
 import { istioInjectorFromFixture } from "./apiserver/istio-injector.js";
 import { rejectionStatus } from "./client-errors.js";
 import { annotate, patchResponse, TestWebhookServer } from "./webhook-server.js";
+import { closedPort } from "../helpers/ports.js";
 
 const INJECTED_POD_FIXTURE = fileURLToPath(new URL("../../../shared/fixtures/istio/pod.yaml.injected", import.meta.url));
 const SERVICE_DNS_NAME = "meshlane-webhook.meshlane-system.svc";
@@ -17,14 +17,6 @@ const container = { name: "app", image: "registry.local/app:1" };
 function hasProxy(request: AdmissionRequest): boolean {
   const spec = request.object.spec as { containers: Array<{ name: string }> };
   return spec.containers.some((c) => c.name === "istio-proxy");
-}
-
-async function closedPort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const { port } = probe.address() as { port: number };
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
 }
 
 describe("mutating admission on pod CREATE", () => {
