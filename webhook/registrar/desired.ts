@@ -41,6 +41,8 @@ export function desiredFor(pod: V1Pod): Desired {
   if (!meta.uid || !meta.name || !meta.namespace) return { registered: false, why: `${where} has no uid, name or namespace yet` };
   const node = pod.spec?.nodeName;
   if (!node) return { registered: false, why: `${where} is not bound to a node yet` };
+  // A terminating pod (deletionTimestamp set) keeps its key until it is gone: its
+  // containers may still serve, and its cgroup and IP are still its own.
   const phase = pod.status?.phase;
   if (phase && FINISHED_PHASES.has(phase)) return { registered: false, why: `${where} has finished (${phase})` };
   const ips = podIps(pod);

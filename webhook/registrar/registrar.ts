@@ -3,7 +3,7 @@
 //
 // Two paths write, both through the same per-node queues (writer.ts):
 //  - Pod events from an informer: a pod that gains an IP on a node gets its key; one
-//    that is deleted, finishes, loses its mark or shows up on another node loses it.
+//    that is deleted, finishes or loses its mark loses it.
 //    What this replica has placed is remembered, so pod updates that change nothing
 //    the registry holds (conditions, labels) cost no write.
 //  - A periodic resync from fresh lists (not the informer's cache): every node
@@ -47,7 +47,7 @@ export interface ResyncReport {
 }
 
 export interface Registrar {
-  /** One full comparison and repair now; resolves when its writes are done. */
+  /** One full comparison now; its repairs are queued (idle() says when they are written). */
   resync(): Promise<ResyncReport>;
   /** Resolves when every change decided so far has been written. */
   idle(): Promise<void>;
@@ -73,9 +73,11 @@ export async function startRegistrar(opts: RegistrarOptions): Promise<Registrar>
     const desired = event === "delete" ? undefined : desiredFor(pod);
     if (desired && !desired.registered && desired.invalid) log.warn({ uid, why: desired.why }, "marked pod left out of the registry");
     if (desired?.registered) {
+      // spec.nodeName cannot change once set: a UID's key stays on one node. A pod that
+      // "moves" is a new pod (new UID) on the other node, and the old one's deletion
+      // removes the old key.
       const want = desired.placement;
-      if (had && had.node === want.node && had.value === want.value) return;
-      if (had && had.node !== want.node) writer.set(had.node, uid, null);
+      if (had && had.value === want.value) return;
       writer.set(want.node, uid, want.value);
       placed.set(uid, want);
     } else if (had) {
@@ -107,7 +109,6 @@ export async function startRegistrar(opts: RegistrarOptions): Promise<Registrar>
       }
       placed = new Map([...desired].flatMap(([node, entries]) => [...entries].map(([key, value]) => [key, { node, key, value }] as const)));
       metrics.registeredPods.set(placed.size);
-      await writer.idle();
       metrics.resyncs.inc({ result: "ok" });
       return { pods: pods.items.length, nodes: desired.size, repairs };
     } catch (e) {

@@ -110,6 +110,7 @@ describe("registrar", () => {
     const bad = await createPod("tampered-1", { ...MARK, [ANNOTATION_INTERCEPTION]: JSON.stringify({ ...defaultInterception(), proxyUid: -1 }) });
     await cluster.kubelet("node-a").run(NS, "tampered-1");
     await registrar.resync();
+    await registrar.idle();
     assert.ok(!(await keysOf("node-a")).includes(bad.metadata!.uid!));
   });
 
@@ -135,6 +136,7 @@ describe("registrar", () => {
     await stale.idle();
     assert.equal(await registryIsExact(), false);
     const report = await registrar.resync();
+    await registrar.idle();
     const byNode = Object.fromEntries(report.repairs.map((r) => [r.node, [r.missing, r.stale, r.stray]]));
     assert.deepEqual(byNode, { "node-a": [0, 1, 1], "node-c": [0, 0, 1] });
     assert.ok(await registryIsExact());
