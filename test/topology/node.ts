@@ -16,6 +16,7 @@ import { defaultInterception, REGISTRATION_VERSION, type Interception, type Regi
 import { findCgroup2Mount } from "../../loader/cgroup.js";
 import { haproxyConfig, SIDECAR_LOG } from "./haproxy.js";
 import { istioNatRules } from "./istio-iptables.js";
+import type { Spec as SendSpec, Transfer as TransferResult } from "./peer.js";
 import { run } from "./run.js";
 
 /** The checkout's root, from the sources (tsx) and from dist/ (the built demo) alike. */
@@ -40,25 +41,8 @@ export interface SidecarLogEntry {
   bytes: number;
 }
 
-/** One transfer as test/topology/peer.ts `send` reports it. */
-export interface TransferResult {
-  size: number;
-  start: number;
-  ms: number;
-  ok: boolean;
-  received: number;
-  error?: string;
-}
-
-/** What test/topology/peer.ts `send` takes. */
-export interface SendSpec {
-  sizes: number[];
-  concurrency: number;
-  holdMs?: number;
-  readDelayMs?: number;
-  localAddress?: string;
-  localPort?: number;
-}
+/** What test/topology/peer.ts `send` takes, and what it reports for each transfer. */
+export type { SendSpec, TransferResult };
 
 export class TestPod {
   readonly procs: ChildProcess[] = [];

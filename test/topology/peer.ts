@@ -15,7 +15,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { connect, createServer, type Socket } from "node:net";
 
-interface Transfer {
+export interface Transfer {
   size: number;
   /** Epoch milliseconds when the connection was opened. */
   start: number;
@@ -36,7 +36,7 @@ function serve(port: number): void {
   process.on("SIGTERM", () => process.exit(0));
 }
 
-interface Spec {
+export interface Spec {
   sizes: number[];
   concurrency: number;
   holdMs?: number;
