@@ -241,6 +241,20 @@ int mesh_connect6(struct bpf_sock_addr *ctx)
 
 /* ------------------------------------------------------------------ sockops */
 
+/* Dual-stack sockets carry IPv4 peers as ::ffff:a.b.c.d. Keys use the IPv4 form so
+ * both ends agree whatever family each end's socket has (a dual-stack app
+ * accepting from an IPv4-only sidecar is the common case). */
+static __always_inline void unmap_v4(struct sock_key *k)
+{
+	if (k->family != AF_INET6 || k->src_ip[0] || k->src_ip[1] || k->src_ip[2] != bpf_htonl(0xffff))
+		return;
+	k->family = AF_INET;
+	k->src_ip[0] = k->src_ip[3];
+	k->dst_ip[0] = k->dst_ip[3];
+	k->src_ip[1] = k->src_ip[2] = k->src_ip[3] = 0;
+	k->dst_ip[1] = k->dst_ip[2] = k->dst_ip[3] = 0;
+}
+
 static __always_inline void sockops_key(struct bpf_sock_ops *skops, struct sock_key *k)
 {
 	k->family = skops->family;
@@ -259,6 +273,7 @@ static __always_inline void sockops_key(struct bpf_sock_ops *skops, struct sock_
 	}
 	k->src_port = skops->local_port;
 	k->dst_port = bpf_ntohl(skops->remote_port);
+	unmap_v4(k);
 	if (is_loopback(k->family, k->src_ip) || is_loopback(k->family, k->dst_ip))
 		k->netns = bpf_get_netns_cookie(skops);
 }
@@ -358,6 +373,7 @@ static __always_inline void msg_peer_key(struct sk_msg_md *msg, struct sock_key 
 	}
 	peer->src_port = bpf_ntohl(msg->remote_port);
 	peer->dst_port = msg->local_port;
+	unmap_v4(peer);
 	if (is_loopback(peer->family, peer->src_ip) || is_loopback(peer->family, peer->dst_ip))
 		peer->netns = bpf_get_netns_cookie(msg);
 }

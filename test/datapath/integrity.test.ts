@@ -38,9 +38,10 @@ describe("integrity", () => {
     const after = mesh.counters();
     const payload = BigInt(sizes.reduce((x, y) => x + y, 0));
     assert.equal(after.CNT_CONNECT_OUTBOUND - before.CNT_CONNECT_OUTBOUND, BigInt(sizes.length));
-    // Each byte crosses three socket pairs both ways; allow for connections whose
-    // first bytes raced the peer's pairing and stayed on the TCP stack.
-    assert.ok(after.CNT_BYTES_REDIRECTED - before.CNT_BYTES_REDIRECTED >= 3n * payload, `redirected ${after.CNT_BYTES_REDIRECTED - before.CNT_BYTES_REDIRECTED} bytes for ${payload} of payload`);
+    // Each byte crosses three socket pairs both ways (6× the payload); allow for a
+    // few connections whose first bytes raced the peer's pairing and stayed on the stack.
+    const redirected = after.CNT_BYTES_REDIRECTED - before.CNT_BYTES_REDIRECTED;
+    assert.ok(redirected * 10n >= 55n * payload, `redirected ${redirected} bytes for ${payload} of payload`);
   });
 
   test("two pods using the same loopback 4-tuple to their own sidecars never see each other's bytes", async () => {
