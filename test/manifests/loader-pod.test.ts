@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { CoreV1Api, type V1Container } from "@kubernetes/client-node";
+import { CoreV1Api } from "@kubernetes/client-node";
 import { findCgroup2Mount } from "../../loader/cgroup.js";
 import { defaultInterception, REGISTRATION_VERSION, type Registration } from "../../registry/document.js";
 import { nodeConfigMapName, SYSTEM_NAMESPACE } from "../../registry/names.js";
@@ -33,10 +33,6 @@ const loader = podSpec.containers.find((c) => c.name === "loader")!;
 const NODE = "node-a";
 const POD_UID = randomUUID();
 
-function port(container: V1Container, nameOrNumber: string | number): number {
-  return typeof nameOrNumber === "number" ? nameOrNumber : container.ports!.find((p) => p.name === nameOrNumber)!.containerPort;
-}
-
 describe("loader DaemonSet pod, run as the manifest says", { timeout: 180_000 }, () => {
   let api: StandIn;
   let proxy: RecordingProxy;
@@ -47,7 +43,8 @@ describe("loader DaemonSet pod, run as the manifest says", { timeout: 180_000 },
   let work: string;
   let main: ChildProcess | undefined;
   const probe = loader.readinessProbe!.httpGet!;
-  const probeUrl = (path: string): string => `http://127.0.0.1:${port(loader, probe.port as string)}${path}`;
+  const probePort = loader.ports!.find((p) => p.name === probe.port)!.containerPort;
+  const probeUrl = (path: string): string => `http://127.0.0.1:${probePort}${path}`;
 
   before(async () => {
     const cg2 = findCgroup2Mount();
@@ -164,6 +161,8 @@ describe("loader DaemonSet pod, run as the manifest says", { timeout: 180_000 },
     const grants = grantsFor(objects, { namespace: SYSTEM_NAMESPACE, name: podSpec.serviceAccountName! });
     assert.ok(proxy.requests.length > 0);
     for (const request of proxy.requests) assert.ok(allowedBy(grants, request), `not granted: ${JSON.stringify(request)}`);
+    // Discovery paths, which every authenticated client may read.
+    for (const path of proxy.nonResource) assert.match(path, /^\/(api|apis|version|openapi)(\/|$)/);
     const used = new Set(proxy.requests.map((r) => `${r.resource} ${r.verb}`));
     for (const g of grants) for (const resource of g.rule.resources!) for (const verb of g.rule.verbs) assert.ok(used.has(`${resource} ${verb}`), `${resource} ${verb} is granted but never used`);
   });

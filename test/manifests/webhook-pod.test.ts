@@ -157,6 +157,8 @@ describe("webhook Deployment pod, run as the manifest says", { timeout: 120_000 
   it("every request the webhook made is granted to its service account, and it used every grant", () => {
     const grants = grantsFor(objects, { namespace: SYSTEM_NAMESPACE, name: podSpec.serviceAccountName! });
     for (const request of proxy.requests) assert.ok(allowedBy(grants, request), `not granted: ${JSON.stringify(request)}`);
+    // Discovery paths, which every authenticated client may read.
+    for (const path of proxy.nonResource) assert.match(path, /^\/(api|apis|version|openapi)(\/|$)/);
     const used = new Set(proxy.requests.map((r) => `${r.resource} ${r.verb}`));
     for (const g of grants) for (const resource of g.rule.resources!) for (const verb of g.rule.verbs) assert.ok(used.has(`${resource} ${verb}`), `${resource} ${verb} is granted but never used`);
   });
