@@ -221,18 +221,25 @@ int mesh_connect6(struct bpf_sock_addr *ctx)
 	if (ctx->type != SOCK_STREAM || !sk)
 		return 1;
 	__u32 dst[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3] };
-	/* IPv4-mapped destinations on dual-stack sockets are left to iptables. */
-	if (!dst[0] && !dst[1] && dst[2] == bpf_htonl(0xffff))
-		return 1;
+	/* A dual-stack socket reaching an IPv4 peer (::ffff:a.b.c.d) is IPv4 on the wire
+	 * and to iptables: decide, remember and answer it as IPv4. */
+	int mapped = !dst[0] && !dst[1] && dst[2] == bpf_htonl(0xffff);
+	__u32 family = AF_INET6;
+	if (mapped) {
+		family = AF_INET;
+		dst[0] = dst[3];
+		dst[1] = dst[2] = dst[3] = 0;
+	}
 	__u16 port = bpf_ntohs((__u16)ctx->user_port), new_port = 0;
-	enum steer s = decide(AF_INET6, dst, port, &new_port);
-	if (s == STEER_NONE || !remember(sk, s, AF_INET6, dst, port))
+	enum steer s = decide(family, dst, port, &new_port);
+	if (s == STEER_NONE || !remember(sk, s, family, dst, port))
 		return 1;
 	if (s == STEER_OUTBOUND) {
+		/* ::1, or ::ffff:127.0.0.1 for an IPv4 peer */
 		ctx->user_ip6[0] = 0;
 		ctx->user_ip6[1] = 0;
-		ctx->user_ip6[2] = 0;
-		ctx->user_ip6[3] = bpf_htonl(1); /* ::1 */
+		ctx->user_ip6[2] = mapped ? bpf_htonl(0xffff) : 0;
+		ctx->user_ip6[3] = mapped ? bpf_htonl(0x7f000001) : bpf_htonl(1);
 	}
 	if (s != STEER_PAIR_ONLY)
 		ctx->user_port = bpf_htons(new_port);

@@ -10,6 +10,13 @@ import type { TestPod } from "../topology/node.js";
 /** Destinations that exist nowhere: the probe answers for them, nothing connects onward. */
 const DEST = { 4: "10.77.0.99", 6: "fd77::99" } as const;
 
+const CASES = [
+  { name: "IPv4", family: 4, connectTo: DEST[4] },
+  { name: "IPv6", family: 6, connectTo: DEST[6] },
+  // A dual-stack (AF_INET6) socket reaching an IPv4 address: IPv4 on the wire, so IPv4 rules and answers.
+  { name: "IPv4 from a dual-stack socket", family: 4, connectTo: `::ffff:${DEST[4]}` },
+] as const;
+
 describe("original destination", () => {
   let mesh: Mesh;
   let pod: TestPod;
@@ -21,11 +28,11 @@ describe("original destination", () => {
   });
   after(() => mesh.destroy());
 
-  async function connectThroughProbe(family: 4 | 6) {
+  async function connectThroughProbe(family: 4 | 6, connectTo: string) {
     const { answer } = await pod.startProbe(pod.interception.outboundPort, family);
     const ipt = await pod.redirectCounters(family);
     const before = mesh.counters();
-    const res = await pod.send(DEST[family], 8080, { sizes: [100_000], concurrency: 1 });
+    const res = await pod.send(connectTo, 8080, { sizes: [100_000], concurrency: 1 });
     assert.deepEqual(res.filter((r) => !r.ok), [], "the probe echoed the payload back");
     const after = mesh.counters();
     return {
@@ -37,15 +44,15 @@ describe("original destination", () => {
     };
   }
 
-  for (const family of [4, 6] as const) {
-    test(`IPv${family}: meshlane answers what iptables answers`, async () => {
+  for (const { name, family, connectTo } of CASES) {
+    test(`${name}: meshlane answers what iptables answers`, async () => {
       mesh.register([]);
-      const viaIptables = await connectThroughProbe(family);
+      const viaIptables = await connectThroughProbe(family, connectTo);
       assert.equal(viaIptables.origdst, `${DEST[family]} 8080`, "the kernel's own answer (conntrack)");
       assert.deepEqual([viaIptables.iptablesRedirects, viaIptables.steered, viaIptables.answered], [1, 0, 0]);
 
       mesh.register([pod]);
-      const viaMeshlane = await connectThroughProbe(family);
+      const viaMeshlane = await connectThroughProbe(family, connectTo);
       assert.equal(viaMeshlane.origdst, viaIptables.origdst);
       assert.deepEqual([viaMeshlane.iptablesRedirects, viaMeshlane.steered, viaMeshlane.answered], [0, 1, 1]);
       assert.ok(viaMeshlane.redirectedBytes >= 200_000n, `the loopback pair carried the echo socket to socket (${viaMeshlane.redirectedBytes} bytes)`);
