@@ -21,7 +21,7 @@ import { nodeConfigMapName, SYSTEM_NAMESPACE } from "../../registry/names.js";
 import { until } from "../helpers/until.js";
 import { start, type StandIn } from "../kube/apiserver/index.js";
 import { find, loadManifest } from "./manifest.js";
-import { PodSandbox } from "./pod-sandbox.js";
+import { PodSandbox, RUN_ID } from "./pod-sandbox.js";
 import { allowedBy, grantsFor } from "./rbac.js";
 import { startRecordingProxy, type RecordingProxy } from "./recording-proxy.js";
 
@@ -49,7 +49,7 @@ describe("loader DaemonSet pod, run as the manifest says", { timeout: 180_000 },
   before(async () => {
     const cg2 = findCgroup2Mount();
     assert.ok(cg2, "cgroup2 is mounted");
-    scratch = join(cg2, `meshlane-manifest-${process.pid}`);
+    scratch = join(cg2, `meshlane-test-${RUN_ID}`);
     podCgroup = join(scratch, "kubepods", "besteffort", `pod${POD_UID}`);
     mkdirSync(podCgroup, { recursive: true });
 
@@ -60,7 +60,7 @@ describe("loader DaemonSet pod, run as the manifest says", { timeout: 180_000 },
     const registration: Registration = { version: REGISTRATION_VERSION, namespace: "shop", name: "web-1", uid: POD_UID, ips: ["10.244.1.5"], interception: defaultInterception() };
     await core.createNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, body: { metadata: { name: nodeConfigMapName(NODE) }, data: { [POD_UID]: JSON.stringify(registration) } } });
 
-    work = mkdtempSync(join(tmpdir(), "meshlane-loader-pod-"));
+    work = mkdtempSync(join(tmpdir(), `${RUN_ID}-loader-pod-`));
     writeFileSync(join(work, "kubeconfig"), proxy.kubeConfigText);
     sandbox = await PodSandbox.start({
       containers: [attach, loader],

@@ -7,6 +7,7 @@
 // the namespace, a node's cgroup tree by a scratch cgroup.
 
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -27,6 +28,12 @@ export interface SandboxOptions {
   /** Extra environment (KUBECONFIG for the stand-in API server). */
   env: Record<string, string>;
 }
+
+/**
+ * Names this process's leftovers the way test/topology/janitor.ts recognises them
+ * (mlt<pid><4 hex>), so that a run killed before its after-hooks is cleaned up by the next.
+ */
+export const RUN_ID = `mlt${process.pid}${randomBytes(2).toString("hex")}`;
 
 const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
@@ -93,8 +100,11 @@ export class PodSandbox {
   ) {}
 
   static async start(opts: SandboxOptions): Promise<PodSandbox> {
-    const stage = mkdtempSync(join(tmpdir(), "meshlane-sandbox-"));
-    const holder = spawn("unshare", ["--mount", "--propagation", "private", "bash", "-c", mountScript(opts, stage)], { stdio: ["ignore", "pipe", "pipe"] });
+    const stage = mkdtempSync(join(tmpdir(), `${RUN_ID}-sandbox-`));
+    // The namespace (and its bpffs, programs included) dies with the test process, even a killed one.
+    const holder = spawn("unshare", ["--mount", "--propagation", "private", "setpriv", "--pdeathsig=KILL", "bash", "-c", mountScript(opts, stage)], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let err = "";
     holder.stderr!.on("data", (d: Buffer) => (err += d.toString()));
     await new Promise<void>((resolve, reject) => {
@@ -124,7 +134,8 @@ export class PodSandbox {
     if (!local) throw new Error(`no local stand-in for the image's ${name}`);
     return [
       "nsenter", `--target=${this.holder.pid}`, "--mount", "--",
-      "setpriv", ...privilegeArgs(container, this.opts.podSecurityContext), "--",
+      // --pdeathsig: a container process never outlives the test that started it.
+      "setpriv", "--pdeathsig=KILL", ...privilegeArgs(container, this.opts.podSecurityContext), "--",
       "env", "-i", ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...local, ...rest,
     ];
   }

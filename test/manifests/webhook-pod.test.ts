@@ -28,7 +28,7 @@ import { until } from "../helpers/until.js";
 import { istioInjectorFromFixture, start, type StandIn } from "../kube/apiserver/index.js";
 import { execForm, lineage, parseDockerfile } from "./dockerfile.js";
 import { find, loadManifest } from "./manifest.js";
-import { PodSandbox } from "./pod-sandbox.js";
+import { PodSandbox, RUN_ID } from "./pod-sandbox.js";
 import { allowedBy, grantsFor } from "./rbac.js";
 import { startRecordingProxy, type RecordingProxy } from "./recording-proxy.js";
 
@@ -80,7 +80,7 @@ describe("webhook Deployment pod, run as the manifest says", { timeout: 120_000 
     await admission.createMutatingWebhookConfiguration({ body: find(objects, "MutatingWebhookConfiguration", mwcName) as V1MutatingWebhookConfiguration });
     api.registerService(SYSTEM_NAMESPACE, service.metadata!.name!, { host: "127.0.0.1", port: servingPort }, service.spec!.ports![0]!.port);
 
-    work = mkdtempSync(join(tmpdir(), "meshlane-webhook-pod-"));
+    work = mkdtempSync(join(tmpdir(), `${RUN_ID}-webhook-pod-`));
     chmodSync(work, 0o755); // the container's user reads its KUBECONFIG here
     writeFileSync(join(work, "kubeconfig"), proxy.kubeConfigText, { mode: 0o644 });
     sandbox = await PodSandbox.start({
