@@ -16,7 +16,7 @@ import { writeResultFiles } from "./output.js";
 import { formatUs } from "./report.js";
 import type { BenchResults } from "./results.js";
 import { checkTargets, pathEvidence, summarise } from "./summary.js";
-import { BENCH_CPU, BenchTopology, MAX_ATTEMPTS, MAX_FOREIGN_SHARE, type Measurement } from "./topology.js";
+import { BENCH_CPU, BENCH_NICE, BenchTopology, MAX_ATTEMPTS, MAX_FOREIGN_SHARE, type Measurement } from "./topology.js";
 
 const RESULTS = join(dirname(fileURLToPath(import.meta.url)), "results");
 
@@ -79,6 +79,7 @@ try {
     conditions: {
       plan,
       benchCpu: BENCH_CPU,
+      benchNice: BENCH_NICE,
       bodyBytes: BODY_BYTES,
       maxForeignCpuShare: MAX_FOREIGN_SHARE,
       maxAttempts: MAX_ATTEMPTS,

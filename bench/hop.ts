@@ -14,6 +14,7 @@ import { waitForLine } from "../test/topology/node.js";
 import { counterDelta, type MeshSwitch } from "./mesh.js";
 import type { Plan } from "./plan.js";
 import { median } from "./stats.js";
+import { BENCH_NICE } from "./topology.js";
 
 const SOURCE = join(dirname(fileURLToPath(import.meta.url)), "pingpong.c");
 const ECHO_PORT = 9000;
@@ -78,7 +79,7 @@ export async function runHopBenchmark(node: TestNode, mesh: MeshSwitch, plan: Pl
     const cpus = PLACEMENTS[placement];
     for (const pod of Object.values(pods)) {
       await pod.stopProcesses();
-      const echo = pod.spawn(["taskset", "-c", cpus.server, binary, "serve", String(ECHO_PORT)]);
+      const echo = pod.spawn(["nice", "-n", BENCH_NICE, "taskset", "-c", cpus.server, binary, "serve", String(ECHO_PORT)]);
       await waitForLine(echo, /^listening/, `echo server in pod ${pod.name}`);
     }
     for (let repetition = 0; repetition < plan.repetitions; repetition++) {
@@ -87,7 +88,7 @@ export async function runHopBenchmark(node: TestNode, mesh: MeshSwitch, plan: Pl
         for (const path of paths) {
           const pod = pods[path];
           const before = mesh.counters()!;
-          const r = await pod.exec(["taskset", "-c", cpus.client, binary, "client", pod.ip, String(ECHO_PORT), String(bytes), String(plan.seconds)], {
+          const r = await pod.exec(["nice", "-n", BENCH_NICE, "taskset", "-c", cpus.client, binary, "client", pod.ip, String(ECHO_PORT), String(bytes), String(plan.seconds)], {
             uid: proxyUid,
           });
           if (r.code !== 0) throw new Error(`pingpong client in pod ${pod.name} (${bytes} B, ${placement}) exited ${r.code}: ${r.stderr.trim()}`);

@@ -124,7 +124,7 @@ export function markdownReport(r: BenchResults): string {
 - Date: ${r.date}
 - Machine: ${m.nproc} × ${m.cpuModel}, ${m.memoryGiB} GiB, kernel ${m.kernel}
 - Tools: ${m.versions.nginx}; ${m.versions.haproxy.replace(/ - https?:\S+/, "")}; ${m.versions.wrk.replace(/ Copyright.*/, "")}
-- Each point: ${reps} repetition${reps > 1 ? "s" : ""} (median shown) of ${c.plan.warmupSeconds ? `${c.plan.warmupSeconds} s warm-up + ` : ""}${c.plan.seconds} s of wrk, modes interleaved at every point; every process (wrk, sidecars, nginx) pinned to CPU ${c.benchCpu}; nginx serves ${c.bodyBytes} B
+- Each point: ${reps} repetition${reps > 1 ? "s" : ""} (median shown) of ${c.plan.warmupSeconds ? `${c.plan.warmupSeconds} s warm-up + ` : ""}${c.plan.seconds} s of wrk, modes interleaved at every point; every process (wrk, sidecars, nginx) pinned to CPU ${c.benchCpu} at nice ${c.benchNice}; nginx serves ${c.bodyBytes} B
 - Load average (1 min) at start / end: ${c.loadAverage.start.toFixed(2)} / ${c.loadAverage.end.toFixed(2)}; run took ${Math.round(c.durationSec)} s
 - Disturbance: ${disturbance(r)}
 - CPU s per 1k req: CPU time of the client and server pods' cgroups (wrk, sidecars, nginx and the kernel work done in their context) per 1,000 requests

@@ -11,6 +11,8 @@ export interface RunConditions {
   plan: Plan;
   /** The CPU every process of a data-path measurement was pinned to. */
   benchCpu: string;
+  /** …at this nice level. */
+  benchNice: string;
   bodyBytes: number;
   /** A measurement is taken again while other work exceeds this share of the benchmark CPU… */
   maxForeignCpuShare: number;

@@ -12,6 +12,7 @@
 // README.) "unregistered" is the iptables path by definition, so it shares the
 // iptables pair.
 
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { TestNode, type TestPod } from "../test/topology/node.js";
 import { run } from "../test/topology/run.js";
@@ -29,6 +30,14 @@ import { parseWrk, wrkArgv, type WrkResult } from "./wrk.js";
  * 0.1 and 2 ms from one repetition to the next; on one CPU they did not.
  */
 export const BENCH_CPU = "1";
+
+/**
+ * The machine is shared with other test suites, which are not pinned. At nice
+ * -20 a measured process outweighs a nice-0 one about 87 to 1, so the others
+ * move to CPU 0 instead of taking turns on the benchmark CPU; they are slowed,
+ * never stopped (a real-time class would stop them).
+ */
+export const BENCH_NICE = "-20";
 
 /**
  * Other work on the benchmark CPU beyond this share of the run's wall time (the
@@ -105,6 +114,7 @@ export class BenchTopology {
       await applySysctls(pair.client);
       await applySysctls(pair.server);
       await startNginx(pair.server, join(node.workDir, `nginx-${name}`), BENCH_CPU);
+      for (const pod of [pair.client, pair.server]) await prioritise(pod);
     }
     return new BenchTopology(node, mesh, pairs, retryBudgetSec);
   }
@@ -128,7 +138,7 @@ export class BenchTopology {
 
   private async wrk(pair: Pair, step: Step, seconds: number): Promise<WrkResult> {
     const argv = wrkArgv({ url: `http://${pair.server.ip}:${APP_PORT}/`, connections: step.point.connections, seconds, mode: step.point.connMode });
-    const r = await pair.client.exec(["taskset", "-c", BENCH_CPU, ...argv]);
+    const r = await pair.client.exec(["nice", "-n", BENCH_NICE, "taskset", "-c", BENCH_CPU, ...argv]);
     if (r.code !== 0) throw new Error(`${argv.join(" ")} in pod ${pair.client.name} exited ${r.code}: ${r.stderr.trim()}`);
     try {
       return parseWrk(r.stdout);
@@ -183,6 +193,12 @@ export class BenchTopology {
 async function redirects(pair: Pair): Promise<{ outbound: number; inbound: number }> {
   const [c, s] = await Promise.all([pair.client.redirectCounters(), pair.server.redirectCounters()]);
   return { outbound: c.outbound, inbound: s.inbound };
+}
+
+/** Gives every thread already in the pod (sidecar, nginx) the benchmark's priority. */
+export async function prioritise(pod: TestPod): Promise<void> {
+  const tids = readFileSync(join(pod.cgroup, "cgroup.threads"), "utf8").split("\n").filter(Boolean);
+  if (tids.length) await run("renice", ["-n", BENCH_NICE, "-p", ...tids]);
 }
 
 async function applySysctls(pod: TestPod): Promise<void> {
