@@ -130,7 +130,16 @@ export function runDoctor(objectPath?: string): Check[] {
   const obj = loaded as ReturnType<typeof loadObject>;
   const scratch = join(cg2, `meshlane-doctor-${process.pid}`);
   try {
-    mkdirSync(scratch);
+    const made = add(attempt("scratch cgroup", false, () => {
+      mkdirSync(scratch);
+      return `${scratch} (removed again)`;
+    }));
+    if (!made.ok) {
+      // Inside the loader's pod the cgroup tree is mounted read-only: the attach checks
+      // need a cgroup of our own, so they are skipped there rather than failed.
+      made.detail = `cannot create a scratch cgroup (${made.detail}); attach checks skipped: run doctor on the node itself (kubectl debug node/...) to include them`;
+      return checks;
+    }
     withFd(openDir(scratch), (cgroupFd) => {
       for (const name of PROGRAM_NAMES) {
         const spec = PROGRAMS[name];

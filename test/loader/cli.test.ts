@@ -4,6 +4,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { Mesh } from "../topology/mesh.js";
+import { findCgroup2Mount } from "../../loader/cgroup.js";
 
 function cli(...args: string[]) {
   const r = spawnSync("node", ["--import", "tsx", "loader/cli.ts", ...args], { encoding: "utf8" });
@@ -22,6 +23,15 @@ describe("meshlane-loader CLI", () => {
     assert.equal(r.code, 0, r.out + r.err);
     assert.match(r.out, /all checks passed/);
     assert.match(r.out, /ok\s+attach mesh_sk_msg/);
+  });
+
+  test("doctor inside a read-only cgroup mount (the loader's pod) skips the attach checks instead of failing", () => {
+    const cg2 = findCgroup2Mount()!;
+    // A private mount namespace, so the read-only remount is seen by this command only.
+    const r = spawnSync("unshare", ["-m", "sh", "-c", `mount --bind ${cg2} ${cg2} && mount -o remount,ro,bind ${cg2} && exec node --import tsx loader/cli.ts doctor`], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /note\s+scratch cgroup\s+cannot create a scratch cgroup .*attach checks skipped/);
+    assert.doesNotMatch(r.stdout, /attach mesh_connect4/);
   });
 
   test("attach, attach again, status, detach, detach again", () => {
