@@ -37,17 +37,30 @@ export function podCgroupNames(podUid: string): string[] {
 }
 
 /**
+ * Every directory below kubepods and below its burstable/besteffort QoS cgroups, by
+ * name: where pods' cgroups are. Read once per reconcile, so finding n pods costs one
+ * pass over the directories rather than n.
+ */
+export function podCgroupIndex(kubepods: string): Map<string, string> {
+  const dirs = [kubepods];
+  for (const entry of safeReaddir(kubepods)) {
+    if (/^(kubepods-)?(burstable|besteffort)(\.slice)?$/.test(entry)) dirs.push(join(kubepods, entry));
+  }
+  const index = new Map<string, string>();
+  for (const dir of dirs) {
+    for (const entry of safeReaddir(dir)) if (!index.has(entry)) index.set(entry, join(dir, entry));
+  }
+  return index;
+}
+
+/**
  * Finds a pod's cgroup below kubepods: directly (Guaranteed QoS) or one level down
  * in the burstable/besteffort QoS cgroups. Null while kubelet has not created it yet.
  */
-export function findPodCgroup(kubepods: string, podUid: string): string | null {
-  const names = new Set(podCgroupNames(podUid));
-  const candidates = [kubepods];
-  for (const entry of safeReaddir(kubepods)) {
-    if (/^(kubepods-)?(burstable|besteffort)(\.slice)?$/.test(entry)) candidates.push(join(kubepods, entry));
-  }
-  for (const dir of candidates) {
-    for (const entry of safeReaddir(dir)) if (names.has(entry)) return join(dir, entry);
+export function findPodCgroup(kubepods: string, podUid: string, index = podCgroupIndex(kubepods)): string | null {
+  for (const name of podCgroupNames(podUid)) {
+    const dir = index.get(name);
+    if (dir) return dir;
   }
   return null;
 }

@@ -6,7 +6,7 @@
 import * as bpf from "./libbpf.js";
 import { MAPS } from "./maps/codecs.js";
 import { validateRegistration, type Registration } from "../registry/document.js";
-import { cgroupId, findPodCgroup } from "./cgroup.js";
+import { cgroupId, findPodCgroup, podCgroupIndex } from "./cgroup.js";
 import { desiredContents, emptyContents, planOps, POD_MAPS, type Contents, type Placement } from "./plan.js";
 
 export interface PodStatus {
@@ -44,6 +44,7 @@ export function readContents(fds: PodMapFds): Contents {
 export function reconcile(fds: PodMapFds, kubepods: string, registry: Record<string, unknown>): SyncReport {
   const pods: PodStatus[] = [];
   const placements: Placement[] = [];
+  const cgroups = podCgroupIndex(kubepods);
   for (const [key, raw] of Object.entries(registry)) {
     let r: Registration;
     try {
@@ -53,7 +54,7 @@ export function reconcile(fds: PodMapFds, kubepods: string, registry: Record<str
       continue;
     }
     const who = { uid: r.uid, namespace: r.namespace, name: r.name, ips: r.ips };
-    const dir = findPodCgroup(kubepods, r.uid);
+    const dir = findPodCgroup(kubepods, r.uid, cgroups);
     if (!dir) {
       // kubelet creates the cgroup a moment after the IP is known: retried on the next reconcile.
       pods.push({ ...who, state: "pending-cgroup", problem: `no cgroup for pod ${r.uid} under ${kubepods} yet` });
