@@ -2,7 +2,7 @@
 // off again without ever breaking a connection that is in flight.
 
 import { execFileSync } from "node:child_process";
-import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, rmSync, rmdirSync } from "node:fs";
+import { closeSync, constants, existsSync, mkdirSync, openSync, rmSync, rmdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as bpf from "./libbpf.js";
@@ -10,16 +10,14 @@ import { MAPS, MESH_CFG_DRAINING, MESH_CONTROL_PORTS, PROGRAMS, PROGRAM_NAMES, t
 import { loadObject } from "./object.js";
 import { linkPinPath, linksDir, mapPinPath, mapsDir } from "./pins.js";
 import { cgroupId } from "./cgroup.js";
+import { fsTypeAt } from "./mounts.js";
 
 /** Istio's proxy endpoints that are never steered: admin, XDS proxy, agent, health, stats. */
 export const DEFAULT_CONTROL_PORTS = [15000, 15004, 15020, 15021, 15090];
 
-/** Mounts bpffs at `mountPoint` unless a bpf filesystem is already there. */
+/** Mounts bpffs at `mountPoint` unless a bpf filesystem is what is visible there. */
 export function ensureBpffs(mountPoint: string): void {
-  const mounted = readFileSync("/proc/self/mountinfo", "utf8")
-    .split("\n")
-    .some((l) => l.split(" ")[4] === mountPoint && l.split(" - ")[1]?.startsWith("bpf "));
-  if (mounted) return;
+  if (fsTypeAt(mountPoint) === "bpf") return;
   mkdirSync(mountPoint, { recursive: true });
   try {
     execFileSync("mount", ["-t", "bpf", "bpf", mountPoint], { stdio: "pipe" });

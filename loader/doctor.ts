@@ -3,7 +3,7 @@
 // of its own (never to a cgroup it did not create). Each failed check says, in a
 // sentence, what is missing.
 
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmdirSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, rmdirSync } from "node:fs";
 import { release } from "node:os";
 import { join } from "node:path";
 import { openDir, withFd } from "./attach.js";
@@ -11,6 +11,7 @@ import { findCgroup2Mount, findKubepods } from "./cgroup.js";
 import * as bpf from "./libbpf.js";
 import { PROGRAMS, PROGRAM_NAMES } from "./maps/codecs.js";
 import { checkLayouts, defaultObjectPath, loadObject } from "./object.js";
+import { fsTypeAt } from "./mounts.js";
 import { DEFAULT_BPFFS } from "./pins.js";
 
 export interface Check {
@@ -78,8 +79,7 @@ export function runDoctor(objectPath?: string): Check[] {
   const kubepods = cg2 ? findKubepods(cg2) : null;
   add({ name: "kubepods", ok: kubepods !== null, required: false, detail: kubepods ?? `no kubepods cgroup under ${cg2 ?? "cgroup2"}: not a Kubernetes node (attach needs --cgroup here)` });
   add(attempt("bpffs", true, () => {
-    const mounted = readFileSync("/proc/self/mountinfo", "utf8").split("\n").some((l) => l.split(" ")[4] === DEFAULT_BPFFS && l.split(" - ")[1]?.startsWith("bpf "));
-    if (mounted) return `mounted at ${DEFAULT_BPFFS}`;
+    if (fsTypeAt(DEFAULT_BPFFS) === "bpf") return `mounted at ${DEFAULT_BPFFS}`;
     if (!existsSync(DEFAULT_BPFFS)) throw new Error(`${DEFAULT_BPFFS} does not exist, so bpffs cannot be mounted for the pins`);
     return `not mounted at ${DEFAULT_BPFFS} yet; attach mounts it`;
   }));

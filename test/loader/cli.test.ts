@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { Mesh } from "../topology/mesh.js";
 import { findCgroup2Mount } from "../../loader/cgroup.js";
+import { DEFAULT_BPFFS } from "../../loader/pins.js";
 
 function cli(...args: string[]) {
   const r = spawnSync("node", ["--import", "tsx", "loader/cli.ts", ...args], { encoding: "utf8" });
@@ -55,6 +56,23 @@ describe("meshlane-loader CLI", () => {
     const after = cli("status", ...pin);
     assert.equal(after.code, 1);
     assert.match(after.err, /meshlane is not attached .* run "meshlane-loader attach" first/);
+  });
+
+  test("attach mounts bpffs when none is visible", () => {
+    // In a private mount namespace a tmpfs covers /sys/fs/bpf, so attach must mount bpffs over it;
+    // the pins (and with them the attachment) vanish with the namespace.
+    const pinDir = `${DEFAULT_BPFFS}/meshlane-bpffs-${mesh.node.id}`;
+    const script = [
+      `mount -t tmpfs none ${DEFAULT_BPFFS}`,
+      `node --import tsx loader/cli.ts attach --cgroup ${mesh.node.kubepods} --pin-dir ${pinDir}`,
+      `grep " ${DEFAULT_BPFFS} " /proc/self/mountinfo | tail -n 1`,
+      `node --import tsx loader/cli.ts detach --drain-ms 0 --pin-dir ${pinDir}`,
+    ].join(" && ");
+    const r = spawnSync("unshare", ["-m", "--propagation", "private", "sh", "-c", script], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /mesh_connect4: attached/);
+    assert.match(r.stdout, / - bpf bpf /, "the topmost mount at /sys/fs/bpf is a bpffs attach mounted");
+    assert.match(r.stdout, /detached: removed/);
   });
 
   test("usage errors exit 2 and say what is wrong", () => {
