@@ -10,7 +10,7 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { V1Pod } from "@kubernetes/client-node";
@@ -113,6 +113,22 @@ describe("from a namespace label to accelerated traffic", { timeout: 180_000 }, 
     await cluster.core.deleteNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, name: nodeConfigMapName(NODE) });
     await until("the ConfigMap is back with the server's key", async () => (await registeredUids()).includes(server.uid));
     await until("the server is in the loader's map", () => inPodMap(server));
+  });
+
+  test("a registered pod whose cgroup the kubelet has not made yet is retried, not dropped", async () => {
+    const api = await cluster.createPod(NS, "late");
+    const uid = api.metadata!.uid!;
+    await cluster.runPod(NS, "late", ["10.77.0.250"]);
+    await until("the loader reports the pod pending its cgroup", () => {
+      const state = JSON.parse(readFileSync(cluster.loaderStateFile, "utf8")) as { pods: { uid: string; state: string }[] };
+      return state.pods.some((p) => p.uid === uid && p.state === "pending-cgroup");
+    });
+    const cgroup = join(mesh.node.kubepods, `pod${uid}`);
+    mkdirSync(cgroup);
+    const key = MAPS.mesh_pods.key.encode(cgroupId(cgroup));
+    await until("the pod is in the map once its cgroup exists", () => bpf.mapLookup(mesh.fds().mesh_pods, key, MAPS.mesh_pods.value.size) !== null);
+    await cluster.core.deleteNamespacedPod({ namespace: NS, name: "late" });
+    await until("and out of it once deleted", () => bpf.mapLookup(mesh.fds().mesh_pods, key, MAPS.mesh_pods.value.size) === null);
   });
 
   test("with the webhook unreachable, a pod is still created (failurePolicy Ignore) and simply not accelerated", async () => {
