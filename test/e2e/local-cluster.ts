@@ -1,6 +1,6 @@
 // meshlane's control plane on one machine, as a cluster would run it: the Kubernetes
 // API stand-in with Istio's injector (fed by Istio's fixtures), meshlane's
-// MutatingWebhookConfiguration, `meshlane-webhook serve --registrar` and
+// MutatingWebhookConfiguration from manifests/all-in-one.yaml, `meshlane-webhook serve --registrar` and
 // `meshlane-loader run --node` as real processes talking to the stand-in through a
 // kubeconfig file. The data path underneath is the caller's: a TestNode's kubepods
 // cgroup with meshlane attached (pins in `pinDir`). Shared by the end-to-end test,
@@ -12,48 +12,31 @@ import { get as httpGet, type IncomingMessage } from "node:http";
 import { get as httpsGet } from "node:https";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { AdmissionregistrationV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type V1ConfigMap, type V1MutatingWebhookConfiguration, type V1Pod } from "@kubernetes/client-node";
+import { AdmissionregistrationV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type V1ConfigMap, type V1Pod } from "@kubernetes/client-node";
 import { validateInterception, type Interception } from "../../registry/document.js";
 import { apiStatusCode } from "../../registry/kube-errors.js";
 import { ANNOTATION_INTERCEPTION, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, nodeConfigMapName, SYSTEM_NAMESPACE } from "../../registry/names.js";
 import { istioInjectorFromFixture, start, type StandIn } from "../kube/apiserver/index.js";
 import { closedPort } from "../helpers/ports.js";
+import { find, loadManifest } from "../manifests/manifest.js";
 
 /** Run from the sources (tests, under tsx) or from dist/ (the built demo): one level deeper. */
 const FROM_SOURCES = import.meta.url.endsWith(".ts");
 const REPO = fileURLToPath(new URL(FROM_SOURCES ? "../../" : "../../../", import.meta.url));
 /** Istio's own injection output for a plain pod (../shared/fixtures/istio, see PROVENANCE.md). */
 const ISTIO_FIXTURE = join(REPO, "..", "shared", "fixtures", "istio", "pod.yaml.injected");
-const WEBHOOK_CONFIG = "meshlane-webhook";
+/** meshlane's webhook registration exactly as the manifest installs it (no caBundle: the webhook publishes its CA at start). */
+const WEBHOOK_CONFIGURATION = find(loadManifest(join(REPO, "manifests", "all-in-one.yaml")), "MutatingWebhookConfiguration", "meshlane-webhook");
+const WEBHOOK_SERVICE = WEBHOOK_CONFIGURATION.webhooks![0]!.clientConfig.service!;
+const WEBHOOK_DNS_NAME = `${WEBHOOK_SERVICE.name}.${WEBHOOK_SERVICE.namespace}.svc`;
 
 /** Namespace labels: Istio injects sidecars; meshlane accelerates them. */
 export const ISTIO_INJECTION_LABELS = { "istio-injection": "enabled" };
 export const MESHLANE_LABELS = { [NAMESPACE_LABEL]: NAMESPACE_LABEL_VALUE };
-const WEBHOOK_SERVICE = "meshlane-webhook";
-const WEBHOOK_DNS_NAME = `${WEBHOOK_SERVICE}.${SYSTEM_NAMESPACE}.svc`;
 
 /** The CLIs run as TypeScript from the sources, as JavaScript from dist/. */
 function cliCommand(cli: "webhook" | "loader"): string[] {
   return FROM_SOURCES ? ["--import", "tsx", join(REPO, cli, "cli.ts")] : [join(REPO, "dist", cli, "cli.js")];
-}
-
-/** meshlane's webhook registration, as manifests/ installs it: Ignore on failure, called again after Istio's injector. */
-function webhookConfiguration(): V1MutatingWebhookConfiguration {
-  return {
-    metadata: { name: WEBHOOK_CONFIG },
-    webhooks: [{
-      name: "pods.meshlane.io",
-      // No caBundle: the webhook publishes its CA here when it starts.
-      clientConfig: { service: { namespace: SYSTEM_NAMESPACE, name: WEBHOOK_SERVICE, path: "/mutate", port: 443 } },
-      rules: [{ operations: ["CREATE"], apiGroups: [""], apiVersions: ["v1"], resources: ["pods"], scope: "Namespaced" }],
-      namespaceSelector: { matchLabels: { [NAMESPACE_LABEL]: NAMESPACE_LABEL_VALUE } },
-      failurePolicy: "Ignore",
-      reinvocationPolicy: "IfNeeded",
-      sideEffects: "None",
-      timeoutSeconds: 3,
-      admissionReviewVersions: ["v1"],
-    }],
-  };
 }
 
 /** A meshlane process: its output is kept, and lines can be awaited. */
@@ -164,7 +147,7 @@ export class LocalCluster {
     try {
       writeFileSync(cluster.kubeconfigPath, api.kubeConfig.exportConfig(), { mode: 0o600 });
       await cluster.core.createNamespace({ body: { metadata: { name: SYSTEM_NAMESPACE } } });
-      await api.kubeConfig.makeApiClient(AdmissionregistrationV1Api).createMutatingWebhookConfiguration({ body: webhookConfiguration() });
+      await api.kubeConfig.makeApiClient(AdmissionregistrationV1Api).createMutatingWebhookConfiguration({ body: WEBHOOK_CONFIGURATION });
       await cluster.startWebhook();
       await cluster.startLoader();
     } catch (e) {
@@ -177,7 +160,7 @@ export class LocalCluster {
   private async startWebhook(): Promise<void> {
     const { workDir, registrarResync = "1s" } = this.options;
     this.webhook = ServiceProcess.spawn("meshlane-webhook", [
-      ...cliCommand("webhook"), "serve", "--self-signed", "--cert-dir", join(workDir, "webhook-certs"), "--webhook-config", WEBHOOK_CONFIG,
+      ...cliCommand("webhook"), "serve", "--self-signed", "--cert-dir", join(workDir, "webhook-certs"), "--webhook-config", WEBHOOK_CONFIGURATION.metadata!.name!,
       "--port", "0", "--host", "127.0.0.1", "--audit-log", this.auditLogPath,
       "--registrar", "--registrar-resync", registrarResync, "--kubeconfig", this.kubeconfigPath,
     ]);
@@ -197,11 +180,11 @@ export class LocalCluster {
 
   /** The Service in front of the webhook has no endpoint, as when its pods are down: the API server cannot call it. */
   async makeWebhookUnreachable(): Promise<void> {
-    this.api.registerService(SYSTEM_NAMESPACE, WEBHOOK_SERVICE, { host: "127.0.0.1", port: await closedPort() });
+    this.api.registerService(WEBHOOK_SERVICE.namespace, WEBHOOK_SERVICE.name, { host: "127.0.0.1", port: await closedPort() }, WEBHOOK_SERVICE.port);
   }
 
   makeWebhookReachable(): void {
-    this.api.registerService(SYSTEM_NAMESPACE, WEBHOOK_SERVICE, { host: "127.0.0.1", port: this.webhookPort });
+    this.api.registerService(WEBHOOK_SERVICE.namespace, WEBHOOK_SERVICE.name, { host: "127.0.0.1", port: this.webhookPort }, WEBHOOK_SERVICE.port);
   }
 
   async createNamespace(name: string, labels: Record<string, string>): Promise<void> {
