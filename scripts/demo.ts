@@ -137,8 +137,9 @@ async function main(): Promise<void> {
     cluster = await LocalCluster.start({ workDir, nodeName: NODE, kubepods: node.kubepods, pinDir, registrarResync: "10s" });
     process.stdout.write(indent([
       `Kubernetes API stand-in at ${cluster.api.url}, with Istio's sidecar injector`,
-      "MutatingWebhookConfiguration meshlane-webhook: pods of namespaces labelled meshlane.io/accelerate=enabled,",
-      "  called after Istio's injector, failurePolicy Ignore; its caBundle written by the webhook at start",
+      "MutatingWebhookConfiguration meshlane-webhook (from manifests/all-in-one.yaml): pods of namespaces labelled",
+      "  meshlane.io/accelerate=enabled, called after Istio's injector, failurePolicy Ignore; its caBundle written by",
+      "  the webhook at start",
       "meshlane-webhook serve --self-signed --registrar   (HTTPS webhook, audit log, registrar)",
       `meshlane-loader run --node ${NODE}   (watches ConfigMap ${SYSTEM_NAMESPACE}/${nodeConfigMapName(NODE)})`,
     ].join("\n")));
