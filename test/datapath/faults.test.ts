@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { Mesh } from "../topology/mesh.js";
+import { until } from "../helpers/until.js";
 import type { TestPod } from "../topology/node.js";
 import { waitForLine } from "../topology/node.js";
 import * as bpf from "../../loader/libbpf.js";
@@ -17,14 +17,6 @@ import { PROGRAMS, PROGRAM_NAMES } from "../../loader/maps/codecs.js";
 
 /** Long enough that the disturbance lands mid-transfer: 8 chunks, 120 ms apart. */
 const LONG = { sizes: Array<number>(12).fill(2 << 20), concurrency: 12, holdMs: 120 };
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await sleep(20);
-  }
-}
 
 describe("faults", () => {
   let mesh: Mesh;
@@ -51,7 +43,7 @@ describe("faults", () => {
       await waitForLine(loader, /"msg":"loader running"/, "meshlane-loader run");
       const before = mesh.counters();
       const transfers = a.send(b.ip, 80, LONG);
-      await waitFor("all transfers are connected", () => mesh.counters().CNT_CONNECT_OUTBOUND - before.CNT_CONNECT_OUTBOUND === BigInt(LONG.sizes.length));
+      await until("all transfers are connected", () => mesh.counters().CNT_CONNECT_OUTBOUND - before.CNT_CONNECT_OUTBOUND === BigInt(LONG.sizes.length));
       loader.kill("SIGKILL");
       const res = await transfers;
       assert.equal(loader.signalCode, "SIGKILL");
@@ -72,7 +64,7 @@ describe("faults", () => {
     mesh.register([a, b]);
     const before = mesh.counters();
     const transfers = a.send(b.ip, 80, LONG);
-    await waitFor("all transfers are connected and accelerated", () => {
+    await until("all transfers are connected and accelerated", () => {
       const c = mesh.counters();
       return c.CNT_CONNECT_OUTBOUND - before.CNT_CONNECT_OUTBOUND === BigInt(LONG.sizes.length) && c.CNT_MSG_REDIRECTED > before.CNT_MSG_REDIRECTED;
     });

@@ -5,7 +5,6 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { pino } from "pino";
 import { startAgent, type Agent } from "../../loader/agent.js";
 import { fileRegistrySource } from "../../loader/registry-file.js";
@@ -13,15 +12,8 @@ import { readStatus } from "../../loader/status.js";
 import { countEntries } from "../../loader/pinned.js";
 import { MAPS } from "../../loader/maps/codecs.js";
 import { Mesh } from "../topology/mesh.js";
+import { until } from "../helpers/until.js";
 import type { TestPod } from "../topology/node.js";
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await sleep(25);
-  }
-}
 
 describe("loader run (standalone)", () => {
   let mesh: Mesh;
