@@ -41,7 +41,7 @@ function panels(rows: PointSummary[], xs: number[], lines: { suffix: string; das
 }
 
 function subtitle(r: BenchResults): string {
-  return `${r.date.slice(0, 10)} · ${r.machine.nproc} × ${r.machine.cpuModel} · kernel ${r.machine.kernel} · median of ${r.conditions.plan.repetitions} · all processes on CPU ${r.conditions.benchCpu}`;
+  return `${r.date.slice(0, 10)} · ${r.machine.nproc} × ${r.machine.cpuModel} · kernel ${r.machine.kernel} · median of ${r.conditions.plan.repetitions} · all processes on CPU ${r.conditions.benchCpu} at nice ${r.conditions.benchNice}`;
 }
 
 export function qpsChart(r: BenchResults): string {
