@@ -110,7 +110,7 @@ struct sock_key {
 	__u64 netns;
 };
 
-/* ---- what meshlane knows about one socket: SK_STORAGE, and the handover map ---- */
+/* ---- what meshlane knows about one socket: SK_STORAGE ---- */
 
 /* meshlane rewrote this connection's destination; orig_* holds where the app wanted to go. */
 #define SOCK_REDIRECTED (1u << 0)
@@ -128,6 +128,35 @@ struct sock_state {
 	__u16 pad;
 };
 
+/* ---- handover from the connecting socket to the accepted one: LRU_HASH ----
+ * The accepted end must not be found by the client's tuple: conntrack in the
+ * server's namespace may give the connection another source port (it does when
+ * an older connection's entry holds the same reply tuple, e.g. right after a pod
+ * switches from iptables to meshlane). What NAT never changes is each side's
+ * initial sequence number, so the key is the two handshake sequence numbers with
+ * the addresses and the server's port: client_seq is the client's snd_una (the
+ * server's rcv_nxt), server_seq the client's rcv_nxt (the server's snd_una). */
+
+struct handover_key {
+	__u32 client_ip[4];
+	__u32 server_ip[4];
+	__u32 client_seq;
+	__u32 server_seq;
+	__u16 server_port;
+	__u16 pad;
+	__u32 family;
+	__u64 netns;
+};
+
+struct handover {
+	__u32 flags;
+	__u32 orig_family;
+	__u32 orig_ip[4];
+	__u16 orig_port;
+	/* The client's own source port: the accepted end pairs only if it sees the same. */
+	__u16 client_port;
+};
+
 /* ---- counters: PERCPU_ARRAY, index -> __u64 ---- */
 
 enum mesh_counter {
@@ -141,8 +170,9 @@ enum mesh_counter {
 	CNT_FALLBACK_SOCKHASH = 7,    /* sockhash full: connection stays on the TCP stack */
 	CNT_FALLBACK_NO_PEER = 8,     /* peer socket not (yet) paired: bytes took the TCP stack */
 	CNT_FALLBACK_DRAINING = 9,    /* detach in progress: bytes took the TCP stack */
-	CNT_FALLBACK_PENDING_LOST = 10, /* handover record missing at accept: no original destination */
-	CNT_MAX = 11,
+	CNT_FALLBACK_PENDING_LOST = 10, /* no room to keep the handed-over original destination at accept */
+	CNT_FALLBACK_NAT = 11,        /* NAT changed the tuple between the ends: not paired, stack path */
+	CNT_MAX = 12,
 };
 
 /* ---- the maps ---- */
@@ -191,14 +221,12 @@ struct {
 	__type(value, struct sock_state);
 } mesh_sock_state SEC(".maps");
 
-/* Hands a connection's original destination from the client socket (known at
- * connect) to the accepted socket (known only after the handshake), keyed by the
- * client's tuple. Lives for one handshake; LRU so an unanswered SYN never leaks. */
+/* Lives for one handshake; LRU so a handshake that never completes cannot leak. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, MESH_MAX_PENDING);
-	__type(key, struct sock_key);
-	__type(value, struct sock_state);
+	__type(key, struct handover_key);
+	__type(value, struct handover);
 } mesh_pending SEC(".maps");
 
 struct {

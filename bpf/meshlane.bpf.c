@@ -285,16 +285,6 @@ static __always_inline void sockops_key(struct bpf_sock_ops *skops, struct sock_
 		k->netns = bpf_get_netns_cookie(skops);
 }
 
-static __always_inline void swap_ends(const struct sock_key *in, struct sock_key *out)
-{
-	__builtin_memcpy(out->src_ip, in->dst_ip, sizeof(out->src_ip));
-	__builtin_memcpy(out->dst_ip, in->src_ip, sizeof(out->dst_ip));
-	out->src_port = in->dst_port;
-	out->dst_port = in->src_port;
-	out->family = in->family;
-	out->netns = in->netns;
-}
-
 static __always_inline void pair(struct bpf_sock_ops *skops, struct sock_key *k)
 {
 	if (bpf_sock_hash_update(skops, &mesh_socks, k, BPF_ANY))
@@ -303,9 +293,22 @@ static __always_inline void pair(struct bpf_sock_ops *skops, struct sock_key *k)
 		count(CNT_SOCKETS_PAIRED, 1);
 }
 
-/* Client end: established, so its tuple is known. Hand the original destination
- * over to the accepting end (which runs on the server side right after this,
- * when our ACK arrives) and pair the socket. */
+/* The handover key as both ends compute it; `client` and `server` are the two ends' views. */
+static __always_inline void handover_key(struct handover_key *h, const __u32 *client_ip, const __u32 *server_ip,
+					 __u16 server_port, __u32 client_seq, __u32 server_seq, const struct sock_key *k)
+{
+	__builtin_memcpy(h->client_ip, client_ip, sizeof(h->client_ip));
+	__builtin_memcpy(h->server_ip, server_ip, sizeof(h->server_ip));
+	h->server_port = server_port;
+	h->client_seq = client_seq;
+	h->server_seq = server_seq;
+	h->family = k->family;
+	h->netns = k->netns;
+}
+
+/* Client end: established, so its tuple and both sequence numbers are known. Hand
+ * the original destination over to the accepting end (which runs on the server
+ * side right after this, when our ACK arrives) and pair the socket. */
 static __always_inline void on_active(struct bpf_sock_ops *skops)
 {
 	struct bpf_sock *sk = skops->sk;
@@ -316,31 +319,51 @@ static __always_inline void on_active(struct bpf_sock_ops *skops)
 		return;
 	struct sock_key k = {};
 	sockops_key(skops, &k);
-	bpf_map_update_elem(&mesh_pending, &k, st, BPF_ANY);
+	struct handover_key hk = {};
+	handover_key(&hk, k.src_ip, k.dst_ip, k.dst_port, skops->snd_una, skops->rcv_nxt, &k);
+	struct handover h = {
+		.flags = st->flags,
+		.orig_family = st->orig_family,
+		.orig_port = st->orig_port,
+		.client_port = k.src_port,
+	};
+	__builtin_memcpy(h.orig_ip, st->orig_ip, sizeof(h.orig_ip));
+	bpf_map_update_elem(&mesh_pending, &hk, &h, BPF_ANY);
 	pair(skops, &k);
 }
 
 /* Server end: accepted a connection meshlane set up. Keep the original
- * destination on the socket for getsockopt and pair it. */
+ * destination on the socket for getsockopt, and pair the socket only if it sees
+ * the client's own tuple: after NAT, a peer looked up by tuple could be another
+ * connection's socket. */
 static __always_inline void on_passive(struct bpf_sock_ops *skops)
 {
 	struct bpf_sock *sk = skops->sk;
 	if (!sk)
 		return;
-	struct sock_key k = {}, client = {};
+	struct sock_key k = {};
 	sockops_key(skops, &k);
-	swap_ends(&k, &client);
-	struct sock_state *handed = bpf_map_lookup_elem(&mesh_pending, &client);
-	if (!handed)
+	struct handover_key hk = {};
+	handover_key(&hk, k.dst_ip, k.src_ip, k.src_port, skops->rcv_nxt, skops->snd_una, &k);
+	struct handover *found = bpf_map_lookup_elem(&mesh_pending, &hk);
+	if (!found)
 		return;
-	struct sock_state copy = *handed;
-	bpf_map_delete_elem(&mesh_pending, &client);
+	struct handover h = *found;
+	bpf_map_delete_elem(&mesh_pending, &hk);
 	struct sock_state *st = bpf_sk_storage_get(&mesh_sock_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st) {
-		count(copy.flags & SOCK_REDIRECTED ? CNT_FALLBACK_PENDING_LOST : CNT_FALLBACK_NO_STORAGE, 1);
+		count(h.flags & SOCK_REDIRECTED ? CNT_FALLBACK_PENDING_LOST : CNT_FALLBACK_NO_STORAGE, 1);
 		return;
 	}
-	*st = copy;
+	st->flags = h.flags;
+	st->orig_family = h.orig_family;
+	__builtin_memcpy(st->orig_ip, h.orig_ip, sizeof(st->orig_ip));
+	st->orig_port = h.orig_port;
+	if (h.client_port != k.dst_port) {
+		st->flags &= ~SOCK_PAIRED;
+		count(CNT_FALLBACK_NAT, 1);
+		return;
+	}
 	pair(skops, &k);
 }
 

@@ -38,6 +38,7 @@ export const COUNTERS = [
   "CNT_FALLBACK_NO_PEER",
   "CNT_FALLBACK_DRAINING",
   "CNT_FALLBACK_PENDING_LOST",
+  "CNT_FALLBACK_NAT",
 ] as const;
 export type CounterName = (typeof COUNTERS)[number];
 
@@ -92,6 +93,25 @@ export const sockState = struct("sock_state", {
   pad: u16,
 });
 
+export const handoverKey = struct("handover_key", {
+  client_ip: addr,
+  server_ip: addr,
+  client_seq: u32,
+  server_seq: u32,
+  server_port: u16,
+  pad: u16,
+  family: u32,
+  netns: u64,
+});
+
+export const handover = struct("handover", {
+  flags: u32,
+  orig_family: u32,
+  orig_ip: addr,
+  orig_port: u16,
+  client_port: u16,
+});
+
 const index = scalar("__u32", u32);
 const cgroupId = scalar("__u64", u64);
 const present = scalar("__u8", u8);
@@ -110,7 +130,7 @@ export const MAPS = {
   mesh_ports: { key: portKey, value: present },
   mesh_cidrs: { key: cidrKey, value: present },
   mesh_sock_state: { key: sk_storage_key, value: sockState },
-  mesh_pending: { key: sockKey, value: sockState },
+  mesh_pending: { key: handoverKey, value: handover },
   mesh_socks: { key: sockKey, value: cgroupId },
   mesh_counters: { key: index, value: scalar("__u64", u64) },
 } satisfies Record<string, MapSpec>;

@@ -122,3 +122,38 @@ describe("steering", () => {
     assert.equal(mesh.counters().CNT_CONNECT_OUTBOUND, before.CNT_CONNECT_OUTBOUND);
   });
 });
+
+describe("steering right after iptables handled the same ports", () => {
+  let mesh: Mesh;
+  let a: TestPod, b: TestPod;
+
+  before(async () => {
+    mesh = await Mesh.create();
+    a = await mesh.node.addPod("a");
+    b = await mesh.node.addPod("b");
+    await b.startApp(80);
+    mesh.attach();
+  });
+  after(() => mesh.destroy());
+
+  test("a connection whose source port the destination's conntrack remaps keeps its original destination and stays unpaired", async () => {
+    // A sidecar-side connection (uid 1337) from a fixed port, first under iptables: b's
+    // conntrack keeps its entry (reply tuple b:15006 -> a:40001) after it closes.
+    const spec = { sizes: [10_000], concurrency: 1, localPort: 40_001 };
+    assert.deepEqual((await a.send(b.ip, 80, spec, { uid: 1337 })).filter((r) => !r.ok), []);
+    // Registered now, the same port is steered to b:15006: same reply tuple, so b's
+    // conntrack gives the connection another source port on the way in.
+    mesh.register([a, b]);
+    b.sidecarLog = [];
+    const before = mesh.counters();
+
+    const res = await a.send(b.ip, 80, spec, { uid: 1337 });
+
+    assert.deepEqual(res.filter((r) => !r.ok), []);
+    const after = mesh.counters();
+    assert.equal(after.CNT_CONNECT_INBOUND - before.CNT_CONNECT_INBOUND, 1n);
+    assert.equal(after.CNT_ORIGDST_ANSWERED - before.CNT_ORIGDST_ANSWERED, 1n, "b's sidecar got the original destination despite the NAT");
+    assert.deepEqual(b.sidecarLog.map((l) => l.server), [`${b.ip}:80`]);
+    assert.equal(after.CNT_FALLBACK_NAT - before.CNT_FALLBACK_NAT, 1n, "the accepted end saw another tuple and was not paired");
+  });
+});
