@@ -91,8 +91,10 @@ async function openLoop(agent: Agent, port: number, body: Buffer, rate: number):
     const wait = due - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
     step.sent++;
-    // From the scheduled time, or the actual one when the timer fired early.
-    const from = Math.max(due, performance.now());
+    // From the scheduled time when the send is late (a stall counts against the server,
+    // no coordinated omission), from the actual send when it went out early (waits
+    // under 1 ms are not slept): a reply can never take less than no time.
+    const from = Math.min(due, performance.now());
     pending.push(
       post(agent, port, body).then((ok) => {
         if (ok) {
