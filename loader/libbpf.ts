@@ -161,8 +161,7 @@ export function linkDetach(linkFd: number): void {
   check("bpf_link_detach", libbpf().linkDetach(linkFd));
 }
 
-export const BPF_ANY = 0n;
-export const BPF_NOEXIST = 1n;
+const BPF_ANY = 0n;
 
 export function mapUpdate(fd: number, key: Buffer, value: Buffer, flags = BPF_ANY): void {
   check("bpf_map_update_elem", libbpf().mapUpdate(fd, key, value, flags));
