@@ -122,7 +122,10 @@ export class TestPod {
     child.stderr!.on("data", (d) => (err += d));
     onLines(child, (line) => {
       const m = SIDECAR_LOG.exec(line);
-      if (m) this.sidecarLog.push({ frontend: m[1] as "outbound" | "inbound", client: m[2]!, server: m[3]!, bytes: Number(m[4]) });
+      if (m) {
+        this.sidecarLog.push({ frontend: m[1] as "outbound" | "inbound", client: m[2]!, server: m[3]!, bytes: Number(m[4]) });
+        this.node.lastSidecarLogAt = Date.now();
+      }
     });
     // HAProxy prints nothing when ready; wait until both listeners accept.
     for (let i = 0; i < 100; i++) {
@@ -138,6 +141,9 @@ export class TestPod {
   async send(host: string, port: number, spec: SendSpec, opts: { uid?: number } = {}) {
     const r = await this.exec(["node", "--import", "tsx", PEER, "send", host, String(port), JSON.stringify(spec)], opts);
     if (r.code !== 0) throw new Error(`peer send from ${this.name} exited ${r.code}: ${r.stderr}`);
+    // Sidecars log a connection when it closes, a moment after the client saw the
+    // close: let their logs settle so that callers see every connection they made.
+    await this.node.sidecarLogsSettled();
     return JSON.parse(r.stdout.trim().split("\n").pop()!) as TransferResult[];
   }
 
@@ -225,6 +231,15 @@ export class TestNode {
   }
 
   private probe: string | null = null;
+  /** When any sidecar of this node last logged a connection. */
+  lastSidecarLogAt = 0;
+
+  /** Resolves once no sidecar has logged anything for a quiet period (bounded). */
+  async sidecarLogsSettled(quietMs = 150, maxMs = 3000): Promise<void> {
+    const start = Date.now();
+    await sleep(quietMs);
+    while (Date.now() - this.lastSidecarLogAt < quietMs && Date.now() - start < maxMs) await sleep(25);
+  }
 
   /** Builds the original-destination probe once per node (clang is a build dependency already). */
   probeBinary(): string {
