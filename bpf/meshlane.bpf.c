@@ -262,28 +262,30 @@ static __always_inline void unmap_v4(struct sock_key *k)
 	k->dst_ip[1] = k->dst_ip[2] = k->dst_ip[3] = 0;
 }
 
-static __always_inline void sockops_key(struct bpf_sock_ops *skops, struct sock_key *k)
-{
-	k->family = skops->family;
-	if (skops->family == AF_INET) {
-		k->src_ip[0] = skops->local_ip4;
-		k->dst_ip[0] = skops->remote_ip4;
-	} else {
-		k->src_ip[0] = skops->local_ip6[0];
-		k->src_ip[1] = skops->local_ip6[1];
-		k->src_ip[2] = skops->local_ip6[2];
-		k->src_ip[3] = skops->local_ip6[3];
-		k->dst_ip[0] = skops->remote_ip6[0];
-		k->dst_ip[1] = skops->remote_ip6[1];
-		k->dst_ip[2] = skops->remote_ip6[2];
-		k->dst_ip[3] = skops->remote_ip6[3];
-	}
-	k->src_port = skops->local_port;
-	k->dst_port = bpf_ntohl(skops->remote_port);
-	unmap_v4(k);
-	if (is_loopback(k->family, k->src_ip) || is_loopback(k->family, k->dst_ip))
-		k->netns = bpf_get_netns_cookie(skops);
-}
+/* sock_ops and sk_msg contexts name a socket's tuple alike (local_port in host
+ * order, remote_port in network order in the upper half), so one definition fills
+ * a key from either, as this end sees it (local, remote) or as the peer does
+ * (remote, local). Both ends must compute keys the same way to find each other. */
+#define PORT_local(ctx) ((__u16)(ctx)->local_port)
+#define PORT_remote(ctx) ((__u16)bpf_ntohl((ctx)->remote_port))
+#define FILL_KEY(ctx, k, src, dst)                                                              \
+	do {                                                                                    \
+		(k)->family = (ctx)->family;                                                    \
+		if ((ctx)->family == AF_INET) {                                                 \
+			(k)->src_ip[0] = (ctx)->src##_ip4;                                      \
+			(k)->dst_ip[0] = (ctx)->dst##_ip4;                                      \
+		} else {                                                                        \
+			_Pragma("unroll") for (int i = 0; i < 4; i++) {                         \
+				(k)->src_ip[i] = (ctx)->src##_ip6[i];                           \
+				(k)->dst_ip[i] = (ctx)->dst##_ip6[i];                           \
+			}                                                                       \
+		}                                                                               \
+		(k)->src_port = PORT_##src(ctx);                                                \
+		(k)->dst_port = PORT_##dst(ctx);                                                \
+		unmap_v4(k);                                                                    \
+		if (is_loopback((k)->family, (k)->src_ip) || is_loopback((k)->family, (k)->dst_ip)) \
+			(k)->netns = bpf_get_netns_cookie(ctx);                                 \
+	} while (0)
 
 static __always_inline void pair(struct bpf_sock_ops *skops, struct sock_key *k)
 {
@@ -318,7 +320,7 @@ static __always_inline void on_active(struct bpf_sock_ops *skops)
 	if (!st || !(st->flags & SOCK_PAIRED))
 		return;
 	struct sock_key k = {};
-	sockops_key(skops, &k);
+	FILL_KEY(skops, &k, local, remote);
 	struct handover_key hk = {};
 	handover_key(&hk, k.src_ip, k.dst_ip, k.dst_port, skops->snd_una, skops->rcv_nxt, &k);
 	struct handover h = {
@@ -342,7 +344,7 @@ static __always_inline void on_passive(struct bpf_sock_ops *skops)
 	if (!sk)
 		return;
 	struct sock_key k = {};
-	sockops_key(skops, &k);
+	FILL_KEY(skops, &k, local, remote);
 	struct handover_key hk = {};
 	handover_key(&hk, k.dst_ip, k.src_ip, k.src_port, skops->rcv_nxt, skops->snd_una, &k);
 	struct handover *found = bpf_map_lookup_elem(&mesh_pending, &hk);
@@ -385,29 +387,6 @@ int mesh_sockops(struct bpf_sock_ops *skops)
 
 /* ------------------------------------------------------------------ sk_msg */
 
-static __always_inline void msg_peer_key(struct sk_msg_md *msg, struct sock_key *peer)
-{
-	peer->family = msg->family;
-	if (msg->family == AF_INET) {
-		peer->src_ip[0] = msg->remote_ip4;
-		peer->dst_ip[0] = msg->local_ip4;
-	} else {
-		peer->src_ip[0] = msg->remote_ip6[0];
-		peer->src_ip[1] = msg->remote_ip6[1];
-		peer->src_ip[2] = msg->remote_ip6[2];
-		peer->src_ip[3] = msg->remote_ip6[3];
-		peer->dst_ip[0] = msg->local_ip6[0];
-		peer->dst_ip[1] = msg->local_ip6[1];
-		peer->dst_ip[2] = msg->local_ip6[2];
-		peer->dst_ip[3] = msg->local_ip6[3];
-	}
-	peer->src_port = bpf_ntohl(msg->remote_port);
-	peer->dst_port = msg->local_port;
-	unmap_v4(peer);
-	if (is_loopback(peer->family, peer->src_ip) || is_loopback(peer->family, peer->dst_ip))
-		peer->netns = bpf_get_netns_cookie(msg);
-}
-
 SEC("sk_msg")
 int mesh_sk_msg(struct sk_msg_md *msg)
 {
@@ -424,7 +403,7 @@ int mesh_sk_msg(struct sk_msg_md *msg)
 		return SK_PASS;
 	}
 	struct sock_key peer = {};
-	msg_peer_key(msg, &peer);
+	FILL_KEY(msg, &peer, remote, local);
 	__u32 size = msg->size;
 	if (bpf_msg_redirect_hash(msg, &mesh_socks, &peer, BPF_F_INGRESS) != SK_PASS) {
 		st->flags |= SOCK_STACK_ONLY;
