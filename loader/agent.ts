@@ -10,7 +10,6 @@ import type { Logger } from "pino";
 import * as bpf from "./libbpf.js";
 import { createMetrics, type LoaderMetrics } from "./metrics.js";
 import { openPinnedMaps, type PinnedMaps } from "./pinned.js";
-import { mapPinPath } from "./pins.js";
 import { reconcile, type SyncReport } from "./sync.js";
 import { MAP_NAMES } from "./maps/codecs.js";
 
@@ -48,7 +47,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const resyncMs = opts.resyncMs ?? 10_000;
   const pendingRetryMs = opts.pendingRetryMs ?? 1_000;
   const maps: PinnedMaps = openPinnedMaps(opts.pinDir);
-  const maxEntries = Object.fromEntries(MAP_NAMES.filter((n) => n !== "mesh_sock_state").map((n) => [n, mapMaxEntries(opts.pinDir, n)]));
+  const maxEntries = Object.fromEntries(MAP_NAMES.filter((n) => n !== "mesh_sock_state").map((n) => [n, mapMaxEntries(maps.fds[n])]));
   const metrics: LoaderMetrics = createMetrics(maps.fds, maxEntries);
   let report: SyncReport | null = null;
   let lastError: string | null = null;
@@ -133,11 +132,9 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   };
 }
 
-function mapMaxEntries(pinDir: string, name: (typeof MAP_NAMES)[number]): number {
-  const fd = bpf.objGet(mapPinPath(pinDir, name));
-  if (fd === null) return 0;
-  // struct bpf_map_info: type, id, key_size, value_size, max_entries, ...
-  return bpf.objInfo(fd, 80).readUInt32LE(16);
+/** struct bpf_map_info: type, id, key_size, value_size, max_entries, ... */
+function mapMaxEntries(mapFd: number): number {
+  return bpf.objInfo(mapFd, 80).readUInt32LE(16);
 }
 
 function writeState(path: string | undefined, report: SyncReport): void {
