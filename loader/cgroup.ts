@@ -3,18 +3,13 @@
 // the value BPF programs see from bpf_get_current_ancestor_cgroup_id, is the inode
 // number of its directory.
 
-import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { parseMountinfo, type Mount } from "./mounts.js";
 
-/** The cgroup2 mount point, from /proc/self/mountinfo (hybrid hosts mount it at /sys/fs/cgroup/unified). */
-export function findCgroup2Mount(mountinfo = readFileSync("/proc/self/mountinfo", "utf8")): string | null {
-  for (const line of mountinfo.split("\n")) {
-    // "<id> <parent> <maj:min> <root> <mountpoint> <opts> [optional...] - <fstype> <source> <superopts>"
-    const [left, right] = line.split(" - ");
-    if (!left || !right) continue;
-    if (right.split(" ")[0] === "cgroup2") return left.split(" ")[4] ?? null;
-  }
-  return null;
+/** The cgroup2 mount point (hybrid hosts mount it at /sys/fs/cgroup/unified). */
+export function findCgroup2Mount(mounts: Mount[] = parseMountinfo()): string | null {
+  return mounts.find((m) => m.fsType === "cgroup2")?.mountPoint ?? null;
 }
 
 /** kubepods under the cgroup2 root: "kubepods.slice" (systemd driver) or "kubepods" (cgroupfs driver). */

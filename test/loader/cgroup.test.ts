@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { findCgroup2Mount, findKubepods, findPodCgroup } from "../../loader/cgroup.js";
+import { parseMountinfo } from "../../loader/mounts.js";
 
 test("cgroup2 mount point comes from mountinfo, also on hybrid hosts", () => {
   const hybrid = [
@@ -11,8 +12,8 @@ test("cgroup2 mount point comes from mountinfo, also on hybrid hosts", () => {
     "30 25 0:27 / /sys/fs/cgroup/memory rw,relatime shared:7 - cgroup cgroup rw,memory",
     "26 25 0:23 / /sys/fs/cgroup/unified rw,nosuid,nodev shared:6 - cgroup2 cgroup2 rw,nsdelegate",
   ].join("\n");
-  assert.equal(findCgroup2Mount(hybrid), "/sys/fs/cgroup/unified");
-  assert.equal(findCgroup2Mount("30 25 0:27 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory"), null);
+  assert.equal(findCgroup2Mount(parseMountinfo(hybrid)), "/sys/fs/cgroup/unified");
+  assert.equal(findCgroup2Mount(parseMountinfo("30 25 0:27 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory")), null);
 });
 
 test("pod cgroups are found for the cgroupfs and systemd drivers in every QoS class", () => {
