@@ -9,8 +9,8 @@
 import { execFileSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { TestNode, TestPod } from "../test/topology/node.js";
-import { waitForLine } from "../test/topology/node.js";
+import type { TestNode, TestPod } from "../lab/topology/node.js";
+import { waitForLine } from "../lab/topology/node.js";
 import { counterDelta, type MeshSwitch } from "./mesh.js";
 import type { Plan } from "./plan.js";
 import { median } from "./stats.js";

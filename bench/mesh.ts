@@ -9,7 +9,7 @@ import { readCounters, type Counters } from "../loader/counters.js";
 import * as bpf from "../loader/libbpf.js";
 import { mapPinPath } from "../loader/pins.js";
 import { reconcile, type PodMapFds } from "../loader/sync.js";
-import type { TestNode, TestPod } from "../test/topology/node.js";
+import type { TestNode, TestPod } from "../lab/topology/node.js";
 
 interface Attached {
   pods: PodMapFds;

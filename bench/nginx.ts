@@ -6,8 +6,8 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { TestPod } from "../test/topology/node.js";
-import { run } from "../test/topology/run.js";
+import type { TestPod } from "../lab/topology/node.js";
+import { run } from "../lab/topology/run.js";
 
 export const APP_PORT = 8080;
 export const BODY_BYTES = 1024;

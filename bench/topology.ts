@@ -1,5 +1,5 @@
 // The benchmark's pods and one measurement on them. Three pairs of pods on one
-// test node (test/topology), each a client pod running wrk and a server pod
+// test node (lab/topology), each a client pod running wrk and a server pod
 // running the same nginx:
 //   plain     no rules, no sidecar (not even conntrack runs there): no-mesh
 //   iptables  Istio's rules and HAProxy sidecars: iptables and unregistered
@@ -14,8 +14,8 @@
 
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { TestNode, type TestPod } from "../test/topology/node.js";
-import { run } from "../test/topology/run.js";
+import { TestNode, type TestPod } from "../lab/topology/node.js";
+import { run } from "../lab/topology/run.js";
 import { cgroupCpuUsec, cpuBusyUsec } from "./cpu.js";
 import { counterDelta, MeshSwitch } from "./mesh.js";
 import { APP_PORT, startNginx } from "./nginx.js";

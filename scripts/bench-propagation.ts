@@ -20,8 +20,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { cgroupId } from "../loader/cgroup.js";
 import * as bpf from "../loader/libbpf.js";
 import { MAPS } from "../loader/maps/codecs.js";
-import { Mesh } from "../test/topology/mesh.js";
-import { ISTIO_INJECTION_LABELS, LocalCluster, MESHLANE_LABELS } from "../test/e2e/local-cluster.js";
+import { Mesh } from "../lab/topology/mesh.js";
+import { ISTIO_INJECTION_LABELS, LocalCluster, MESHLANE_LABELS } from "../lab/local-cluster.js";
 
 const PODS = 1000;
 const PER_SECOND = 50;

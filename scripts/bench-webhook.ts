@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createSecureContext } from "node:tls";
 import { createCertificateAuthority, issueServingCertificate } from "../certs/authority.js";
-import { loadFixtures, podReview } from "../test/webhook/helpers/fixtures.js";
+import { loadFixtures, podReview } from "../lab/istio-fixtures.js";
 import { createAuditLog } from "../webhook/audit.js";
 import { createWebhookServer } from "../webhook/server.js";
 

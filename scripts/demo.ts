@@ -18,9 +18,9 @@ import { fileURLToPath } from "node:url";
 import type { V1Pod } from "@kubernetes/client-node";
 import { DEFAULT_BPFFS } from "../loader/pins.js";
 import { ANNOTATION_INTERCEPTION, ANNOTATION_STATUS, nodeConfigMapName, SYSTEM_NAMESPACE } from "../registry/names.js";
-import { until } from "../test/helpers/until.js";
-import { interceptionOf, ISTIO_INJECTION_LABELS, LocalCluster, MESHLANE_LABELS } from "../test/e2e/local-cluster.js";
-import { TestNode, type TestPod, type TransferResult } from "../test/topology/node.js";
+import { until } from "../lab/until.js";
+import { interceptionOf, ISTIO_INJECTION_LABELS, LocalCluster, MESHLANE_LABELS } from "../lab/local-cluster.js";
+import { TestNode, type TestPod, type TransferResult } from "../lab/topology/node.js";
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const LOADER = join(REPO, "dist", "loader", "cli.js");

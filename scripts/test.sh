@@ -8,7 +8,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 # A run killed half-way (timeout, Ctrl-C) leaves namespaces, cgroups and pins behind; clear those first.
-node --import tsx test/topology/janitor.ts
+node --import tsx lab/topology/janitor.ts
 mapfile -t files < <(find test -name '*.test.ts' | sort)
 # Two cores: two files at a time. Each suite names its cgroups, namespaces and pins
 # after its own pid, so suites never share kernel state.

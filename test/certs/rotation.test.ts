@@ -15,7 +15,7 @@ import { createCertificateAuthority, issueServingCertificate } from "../../certs
 import { FileCertificateStore } from "../../certs/file-store.js";
 import { parseServeArgs, type ServeOptions } from "../../webhook/options.js";
 import { startWebhook } from "../../webhook/service.js";
-import { podReview } from "../webhook/helpers/fixtures.js";
+import { podReview } from "../../lab/istio-fixtures.js";
 
 function serveOptions(args: string[]): ServeOptions {
   const parsed = parseServeArgs(["serve", ...args]);

@@ -3,8 +3,8 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { Mesh } from "../topology/mesh.js";
-import type { TestPod } from "../topology/node.js";
+import { Mesh } from "../../lab/topology/mesh.js";
+import type { TestPod } from "../../lab/topology/node.js";
 
 const ONE = { sizes: [50_000], concurrency: 1 };
 

@@ -4,8 +4,8 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { Mesh } from "../topology/mesh.js";
-import type { TestPod } from "../topology/node.js";
+import { Mesh } from "../../lab/topology/mesh.js";
+import type { TestPod } from "../../lab/topology/node.js";
 
 /** Destinations that exist nowhere: the probe answers for them, nothing connects onward. */
 const DEST = { 4: "10.77.0.99", 6: "fd77::99" } as const;

@@ -18,10 +18,10 @@ import { cgroupId } from "../../loader/cgroup.js";
 import * as bpf from "../../loader/libbpf.js";
 import { MAPS } from "../../loader/maps/codecs.js";
 import { ANNOTATION_INTERCEPTION, ANNOTATION_STATUS, SYSTEM_NAMESPACE, nodeConfigMapName } from "../../registry/names.js";
-import { Mesh } from "../topology/mesh.js";
-import type { TestPod } from "../topology/node.js";
-import { until } from "../helpers/until.js";
-import { interceptionOf, ISTIO_INJECTION_LABELS, LocalCluster, MESHLANE_LABELS } from "./local-cluster.js";
+import { Mesh } from "../../lab/topology/mesh.js";
+import type { TestPod } from "../../lab/topology/node.js";
+import { until } from "../../lab/until.js";
+import { interceptionOf, ISTIO_INJECTION_LABELS, LocalCluster, MESHLANE_LABELS } from "../../lab/local-cluster.js";
 
 const NS = "shop";
 const NODE = "node-a";

@@ -7,7 +7,7 @@ import { createTestCa, start, type StandIn } from "./apiserver/index.js";
 import { istioInjectorFromFixture } from "./apiserver/istio-injector.js";
 import { rejectionStatus } from "./client-errors.js";
 import { annotate, patchResponse, TestWebhookServer } from "./webhook-server.js";
-import { closedPort } from "../helpers/ports.js";
+import { closedPort } from "../../lab/ports.js";
 
 const INJECTED_POD_FIXTURE = fileURLToPath(new URL("../../../shared/fixtures/istio/pod.yaml.injected", import.meta.url));
 const SERVICE_DNS_NAME = "meshlane-webhook.meshlane-system.svc";

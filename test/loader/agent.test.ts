@@ -11,9 +11,9 @@ import { fileRegistrySource } from "../../loader/registry-file.js";
 import { readStatus } from "../../loader/status.js";
 import { countEntries } from "../../loader/pinned.js";
 import { MAPS } from "../../loader/maps/codecs.js";
-import { Mesh } from "../topology/mesh.js";
-import { until } from "../helpers/until.js";
-import type { TestPod } from "../topology/node.js";
+import { Mesh } from "../../lab/topology/mesh.js";
+import { until } from "../../lab/until.js";
+import type { TestPod } from "../../lab/topology/node.js";
 
 describe("loader run (standalone)", () => {
   let mesh: Mesh;

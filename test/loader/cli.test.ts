@@ -3,7 +3,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { Mesh } from "../topology/mesh.js";
+import { Mesh } from "../../lab/topology/mesh.js";
 import { findCgroup2Mount } from "../../loader/cgroup.js";
 import { DEFAULT_BPFFS } from "../../loader/pins.js";
 

@@ -10,7 +10,7 @@ import type { RegistrySource } from "../../loader/agent.js";
 import { configMapRegistrySource } from "../../loader/registry-configmap.js";
 import { nodeConfigMapName, SYSTEM_NAMESPACE } from "../../registry/names.js";
 import { start, type StandIn } from "../kube/apiserver/index.js";
-import { until } from "../helpers/until.js";
+import { until } from "../../lab/until.js";
 
 describe("ConfigMap registry source", () => {
   let cluster: StandIn;

@@ -11,7 +11,7 @@ import { SERVICE_DNS_NAMES, WEBHOOK_SERVICE } from "../../certs/authority.js";
 import { DEFAULT_PIN_DIR } from "../../loader/pins.js";
 import { SYSTEM_NAMESPACE } from "../../registry/names.js";
 import { parseServeArgs, type ServeOptions } from "../../webhook/options.js";
-import { podReview } from "../webhook/helpers/fixtures.js";
+import { podReview } from "../../lab/istio-fixtures.js";
 import { startTestServer, type TestServer } from "../webhook/helpers/https.js";
 import { find, loadManifest } from "./manifest.js";
 

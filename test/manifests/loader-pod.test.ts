@@ -18,7 +18,7 @@ import { CoreV1Api } from "@kubernetes/client-node";
 import { findCgroup2Mount } from "../../loader/cgroup.js";
 import { defaultInterception, REGISTRATION_VERSION, type Registration } from "../../registry/document.js";
 import { nodeConfigMapName, SYSTEM_NAMESPACE } from "../../registry/names.js";
-import { until } from "../helpers/until.js";
+import { until } from "../../lab/until.js";
 import { start, type StandIn } from "../kube/apiserver/index.js";
 import { find, loadManifest } from "./manifest.js";
 import { PodSandbox, RUN_ID } from "./pod-sandbox.js";

@@ -30,7 +30,7 @@ export interface SandboxOptions {
 }
 
 /**
- * Names this process's leftovers the way test/topology/janitor.ts recognises them
+ * Names this process's leftovers the way lab/topology/janitor.ts recognises them
  * (mlt<pid><4 hex>), so that a run killed before its after-hooks is cleaned up by the next.
  */
 export const RUN_ID = `mlt${process.pid}${randomBytes(2).toString("hex")}`;

@@ -24,7 +24,7 @@ import {
   STATUS_ACCELERATED,
   SYSTEM_NAMESPACE,
 } from "../../registry/names.js";
-import { until } from "../helpers/until.js";
+import { until } from "../../lab/until.js";
 import { istioInjectorFromFixture, start, type StandIn } from "../kube/apiserver/index.js";
 import { execForm, lineage, parseDockerfile } from "./dockerfile.js";
 import { find, loadManifest } from "./manifest.js";

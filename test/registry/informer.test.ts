@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { CoreV1Api, type V1Namespace } from "@kubernetes/client-node";
 import { resilientInformer } from "../../registry/informer.js";
 import { start } from "../kube/apiserver/index.js";
-import { until } from "../helpers/until.js";
+import { until } from "../../lab/until.js";
 
 test("an informer whose list fails is restarted with backoff, then fills its cache and follows changes", async () => {
   const cluster = await start();

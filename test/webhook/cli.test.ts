@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { once } from "node:events";
 import { parseServeArgs, USAGE, UsageError, type ServeOptions } from "../../webhook/options.js";
-import { podReview } from "./helpers/fixtures.js";
+import { podReview } from "../../lab/istio-fixtures.js";
 import { HttpsClient } from "./helpers/https.js";
 
 const CLI = new URL("../../webhook/cli.ts", import.meta.url).pathname;

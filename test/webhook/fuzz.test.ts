@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { loadFixtures, podReview } from "./helpers/fixtures.js";
+import { loadFixtures, podReview } from "../../lab/istio-fixtures.js";
 import { Writable } from "node:stream";
 import { createAuditLog } from "../../webhook/audit.js";
 import { startTestServer } from "./helpers/https.js";

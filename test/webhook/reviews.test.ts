@@ -6,7 +6,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { validateInterception, type Interception } from "../../registry/document.js";
 import { ANNOTATION_INTERCEPTION, ANNOTATION_REASON, ANNOTATION_STATUS } from "../../registry/names.js";
-import { loadFixtures, podReview, type ReviewOptions } from "./helpers/fixtures.js";
+import { loadFixtures, podReview, type ReviewOptions } from "../../lab/istio-fixtures.js";
 import { patchOf, startTestServer, type TestServer } from "./helpers/https.js";
 import { applyJsonPatch } from "./helpers/json-patch.js";
 

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { connect as tlsConnect, type SecureVersion } from "node:tls";
 import { createAuditLog } from "../../webhook/audit.js";
 import { createWebhookServer } from "../../webhook/server.js";
-import { loadFixtures, podReview } from "./helpers/fixtures.js";
+import { loadFixtures, podReview } from "../../lab/istio-fixtures.js";
 import { AuditCapture, HOUR, startTestServer, testIdentity, type TestServer } from "./helpers/https.js";
 
 let t: TestServer;

@@ -14,7 +14,7 @@ import { createRegistrarMetrics } from "../../../webhook/registrar/metrics.js";
 import { startRegistrar, type Registrar } from "../../../webhook/registrar/registrar.js";
 import { ConfigMapWriter } from "../../../webhook/registrar/writer.js";
 import { start, type StandIn } from "../../kube/apiserver/index.js";
-import { until } from "../../helpers/until.js";
+import { until } from "../../../lab/until.js";
 
 const NS = "shop";
 const silent = pino({ level: "silent" });

@@ -15,7 +15,7 @@ import { ANNOTATION_INTERCEPTION, ANNOTATION_STATUS, nodeConfigMapName, SYSTEM_N
 import { parseServeArgs, UsageError, type ServeOptions } from "../../../webhook/options.js";
 import { start } from "../../kube/apiserver/index.js";
 import { HttpsClient } from "../helpers/https.js";
-import { until } from "../../helpers/until.js";
+import { until } from "../../../lab/until.js";
 
 const CLI = new URL("../../../webhook/cli.ts", import.meta.url).pathname;
 const serve = (args: string[]): ServeOptions => (parseServeArgs(["serve", ...args]) as { options: ServeOptions }).options;

@@ -13,16 +13,16 @@ import { get as httpsGet } from "node:https";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AdmissionregistrationV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type V1ConfigMap, type V1Pod } from "@kubernetes/client-node";
-import { validateInterception, type Interception } from "../../registry/document.js";
-import { apiStatusCode } from "../../registry/kube-errors.js";
-import { ANNOTATION_INTERCEPTION, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, nodeConfigMapName, SYSTEM_NAMESPACE } from "../../registry/names.js";
-import { istioInjectorFromFixture, start, type StandIn } from "../kube/apiserver/index.js";
-import { closedPort } from "../helpers/ports.js";
-import { find, loadManifest } from "../manifests/manifest.js";
+import { validateInterception, type Interception } from "../registry/document.js";
+import { apiStatusCode } from "../registry/kube-errors.js";
+import { ANNOTATION_INTERCEPTION, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, nodeConfigMapName, SYSTEM_NAMESPACE } from "../registry/names.js";
+import { istioInjectorFromFixture, start, type StandIn } from "../test/kube/apiserver/index.js";
+import { closedPort } from "./ports.js";
+import { find, loadManifest } from "../test/manifests/manifest.js";
 
 /** Run from the sources (tests, under tsx) or from dist/ (the built demo): one level deeper. */
 const FROM_SOURCES = import.meta.url.endsWith(".ts");
-const REPO = fileURLToPath(new URL(FROM_SOURCES ? "../../" : "../../../", import.meta.url));
+const REPO = fileURLToPath(new URL(FROM_SOURCES ? "../" : "../../", import.meta.url));
 /** Istio's own injection output for a plain pod (../shared/fixtures/istio, see PROVENANCE.md). */
 const ISTIO_FIXTURE = join(REPO, "..", "shared", "fixtures", "istio", "pod.yaml.injected");
 /** meshlane's webhook registration exactly as the manifest installs it (no caBundle: the webhook publishes its CA at start). */

@@ -5,7 +5,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 
-export const FIXTURE_DIR = new URL("../../../../shared/fixtures/istio/", import.meta.url).pathname;
+export const FIXTURE_DIR = new URL("../../shared/fixtures/istio/", import.meta.url).pathname;
 
 export interface Fixture {
   file: string;

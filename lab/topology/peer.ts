@@ -1,6 +1,6 @@
 // The "app" of a test pod: a TCP echo server, and a client that pushes payloads
 // through it and checks every byte came back in order. Runs as its own process
-// inside a pod's network namespace and cgroup (test/topology/node.ts starts it).
+// inside a pod's network namespace and cgroup (lab/topology/node.ts starts it).
 //
 //   peer.ts serve <port>                 echo each connection; close when the client half-closes
 //   peer.ts send <host> <port> <json>    run transfers, print one JSON report on stdout

@@ -30,7 +30,7 @@ function repoRoot(): string {
 }
 
 const REPO = repoRoot();
-const PEER = join(REPO, "test", "topology", "peer.ts");
+const PEER = join(REPO, "lab", "topology", "peer.ts");
 const SUBNET = "10.77.0";
 const SUBNET6 = "fd77::";
 
@@ -41,7 +41,7 @@ export interface SidecarLogEntry {
   bytes: number;
 }
 
-/** What test/topology/peer.ts `send` takes, and what it reports for each transfer. */
+/** What lab/topology/peer.ts `send` takes, and what it reports for each transfer. */
 export type { SendSpec, TransferResult };
 
 export class TestPod {
@@ -96,7 +96,7 @@ export class TestPod {
 
   /** cpus (a taskset list) pins HAProxy from its start, so it sizes its thread count to them. */
   /**
-   * Starts test/topology/origdst-probe.c as this pod's proxy user on `port` of one address family: it
+   * Starts lab/topology/origdst-probe.c as this pod's proxy user on `port` of one address family: it
    * accepts one connection, reports its original destination and echoes it.
    * Resolves once listening; `answer` then resolves to "<address> <port>" (or "error <errno>").
    * (Wrapped in an object: an async function returning a promise would wait for it.)
@@ -245,7 +245,7 @@ export class TestNode {
   probeBinary(): string {
     if (!this.probe) {
       const out = join(this.workDir, "origdst-probe");
-      const r = spawnSync("clang", ["-O2", "-Wall", "-Werror", "-o", out, join(REPO, "test", "topology", "origdst-probe.c")], { encoding: "utf8" });
+      const r = spawnSync("clang", ["-O2", "-Wall", "-Werror", "-o", out, join(REPO, "lab", "topology", "origdst-probe.c")], { encoding: "utf8" });
       if (r.status !== 0) throw new Error(`building origdst-probe failed: ${r.stderr}`);
       this.probe = out;
     }

@@ -3,7 +3,7 @@
 // mlt<pid><4 hex>, so state whose owner is gone is recognisable and only that is
 // touched: live runs alongside (a benchmark, another suite) keep theirs.
 //
-//   node --import tsx test/topology/janitor.ts      (scripts/test.sh runs it first)
+//   node --import tsx lab/topology/janitor.ts      (scripts/test.sh runs it first)
 
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
