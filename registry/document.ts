@@ -4,7 +4,7 @@
 
 import { parseCidr, parseIp, type Cidr } from "./ip.js";
 
-export const REGISTRATION_VERSION = 1;
+export const REGISTRATION_VERSION = 2;
 
 /** Istio's defaults, used when a pod does not say otherwise. */
 export const ISTIO_DEFAULTS = {
@@ -13,6 +13,16 @@ export const ISTIO_DEFAULTS = {
   outboundPort: 15001,
   inboundPort: 15006,
 } as const;
+
+/**
+ * What sk_msg may redirect into (the app-safety rule, design.md "Only into a reader we know"):
+ * - proxy: only into the proxy's own sockets; bytes towards application sockets take the TCP stack
+ * - all:   into application sockets too (the app must read with recv or read calls only, never splice)
+ * - none:  connect-time steering only; nothing of the pod enters the sockhash
+ */
+export const REDIRECT_MODES = ["proxy", "all", "none"] as const;
+export type RedirectMode = (typeof REDIRECT_MODES)[number];
+export const DEFAULT_REDIRECT_MODE: RedirectMode = "proxy";
 
 /** "*" means every port / every address, as in Istio's annotations. */
 export type PortList = "*" | number[];
@@ -31,6 +41,9 @@ export interface Interception {
   excludeOutboundPorts: number[];
   includeInboundPorts: PortList;
   excludeInboundPorts: number[];
+  /** The proxy's own ports (admin, health, metrics): never steered, in either direction. */
+  controlPorts: number[];
+  redirect: RedirectMode;
 }
 
 /** One data key of ConfigMap meshlane-node-<node> (key = pod UID), or of the standalone file. */
@@ -53,6 +66,8 @@ export function defaultInterception(): Interception {
     excludeOutboundPorts: [],
     includeInboundPorts: "*",
     excludeInboundPorts: [],
+    controlPorts: [15000, 15004, 15020, 15021, 15090],
+    redirect: DEFAULT_REDIRECT_MODE,
   };
 }
 
@@ -108,6 +123,13 @@ function cidrList(v: Json, where: string): CidrList {
   return v === "*" ? "*" : cidrs(v, where);
 }
 
+function redirectMode(v: Json, where: string): RedirectMode {
+  if (typeof v !== "string" || !(REDIRECT_MODES as readonly string[]).includes(v)) {
+    throw new RegistrationError(where, `redirect mode ${JSON.stringify(v)} is not one of ${REDIRECT_MODES.join(", ")}`);
+  }
+  return v as RedirectMode;
+}
+
 function text(v: Json, where: string): string {
   if (typeof v !== "string" || v.length === 0) throw new RegistrationError(where, "expected a non-empty string");
   return v;
@@ -134,6 +156,8 @@ export function validateInterception(v: Json, where = "interception"): Intercept
     excludeOutboundPorts: ports(v.excludeOutboundPorts, `${where}.excludeOutboundPorts`),
     includeInboundPorts: portList(v.includeInboundPorts, `${where}.includeInboundPorts`),
     excludeInboundPorts: ports(v.excludeInboundPorts, `${where}.excludeInboundPorts`),
+    controlPorts: ports(v.controlPorts, `${where}.controlPorts`),
+    redirect: redirectMode(v.redirect, `${where}.redirect`),
   };
 }
 

@@ -25,6 +25,7 @@ test("no annotations: Istio's defaults, with the proxy's own ports excluded inbo
     mode: "REDIRECT", proxyUid: 1337, proxyGid: 1337, outboundPort: 15001, inboundPort: 15006,
     includeOutboundIPRanges: "*", excludeOutboundIPRanges: [], includeOutboundPorts: [], excludeOutboundPorts: [],
     includeInboundPorts: "*", excludeInboundPorts: [15020, 15021, 15090],
+    controlPorts: [15000, 15004, 15020, 15021, 15090], redirect: "proxy",
   });
 });
 

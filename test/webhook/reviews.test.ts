@@ -48,6 +48,7 @@ const base = {
   mode: "REDIRECT", proxyUid: 1337, proxyGid: 1337, outboundPort: 15001, inboundPort: 15006,
   includeOutboundIPRanges: "*", excludeOutboundIPRanges: [], includeOutboundPorts: [], excludeOutboundPorts: [],
   includeInboundPorts: "*", excludeInboundPorts: [15020, 15021, 15090],
+  controlPorts: [15000, 15004, 15020, 15021, 15090], redirect: "proxy",
 } satisfies Interception;
 const traffic: Interception = {
   ...base,
