@@ -117,6 +117,27 @@ describe("steering", () => {
     assert.equal(b.sidecarLog.filter((l) => l.client.startsWith(`${host.ip}:`)).length, total, "b's iptables sent the host's connections to b's sidecar");
   });
 
+  test("redirect modes: proxy pairs only the sidecars, all every hop, none nothing; the app's bytes arrive alike", async () => {
+    const expected = { proxy: { paired: 2, hops: 1 }, all: { paired: 6, hops: 3 }, none: { paired: 0, hops: 0 } } as const;
+    const payload = BigInt(SIZES.sizes.reduce((x, y) => x + y, 0));
+    try {
+      for (const mode of ["proxy", "all", "none"] as const) {
+        for (const p of [a, b]) p.interception.redirect = mode;
+        mesh.register([a, b]);
+        const before = mesh.counters();
+        const res = await a.send(b.ip, 80, SIZES);
+        assert.deepEqual(res.filter((r) => !r.ok), [], mode);
+        const after = mesh.counters();
+        assert.equal(after.CNT_CONNECT_OUTBOUND - before.CNT_CONNECT_OUTBOUND, BigInt(total), `${mode}: every connection steered`);
+        assert.equal(after.CNT_SOCKETS_PAIRED - before.CNT_SOCKETS_PAIRED, BigInt(expected[mode].paired * total), `${mode}: sockets paired`);
+        assert.equal(after.CNT_BYTES_REDIRECTED - before.CNT_BYTES_REDIRECTED, BigInt(2 * expected[mode].hops) * payload, `${mode}: bytes redirected`);
+      }
+    } finally {
+      for (const p of [a, b]) p.interception.redirect = "proxy";
+      mesh.register([a, b]);
+    }
+  });
+
   test("deregistering a pod sends its traffic back to iptables", async () => {
     mesh.register([b]);
     const ipt = await a.redirectCounters();
