@@ -50,3 +50,5 @@ if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
   cp package-lock.json "$stamp"
 fi
 npm run --silent build
+# Istio's real injector and istio-iptables for the lab (built once into the cache).
+bash scripts/build-istio.sh
