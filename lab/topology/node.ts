@@ -66,11 +66,11 @@ export class TestPod {
   }
 
   /** Starts a process inside this pod: its cgroup first (so its sockets are the pod's), then its namespace and user. */
-  spawn(argv: string[], opts: { uid?: number; gid?: number } = {}): ChildProcess {
+  spawn(argv: string[], opts: { uid?: number; gid?: number; stdin?: boolean } = {}): ChildProcess {
     const user = opts.uid === undefined ? [] : ["setpriv", `--reuid=${opts.uid}`, `--regid=${opts.gid ?? opts.uid}`, "--clear-groups"];
     const child = spawn("sh", ["-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', this.cgroup, "ip", "netns", "exec", this.netns, ...user, ...argv], {
       cwd: REPO,
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: [opts.stdin ? "pipe" : "ignore", "pipe", "pipe"],
     });
     this.procs.push(child);
     return child;
