@@ -69,11 +69,14 @@ export async function runIstioIptables(netns: string, init: IstioInit): Promise<
   // Only the container's own environment (and a PATH to find iptables): nothing of ours leaks in.
   const env = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", ...init.env };
   await new Promise<void>((resolve, reject) => {
-    const child = spawn("ip", argv, { env, stdio: ["ignore", "ignore", "pipe"], cwd: "/" });
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    const child = spawn("ip", argv, { env, stdio: ["ignore", "pipe", "pipe"], cwd: "/" });
+    // istio-iptables logs to stdout, the Go runtime to stderr: keep the end of both.
+    let output = "";
+    const keep = (d: Buffer) => (output = (output + d.toString()).slice(-4000));
+    child.stdout.on("data", keep);
+    child.stderr.on("data", keep);
     child.on("error", reject);
-    child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`istio-iptables in ${netns} exited with ${code}: ${stderr.trim()}`))));
+    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`istio-iptables in ${netns} exited with ${code}: ${output.trim()}`))));
   });
 }
 

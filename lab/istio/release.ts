@@ -30,7 +30,7 @@ export function istioCacheDir(): string {
 
 export function istioBinary(name: "pilot-agent" | "istioctl"): string {
   const path = join(istioCacheDir(), "bin", name);
-  if (!existsSync(join(istioCacheDir(), "bin", ".complete")) || !existsSync(path)) {
+  if (!existsSync(path)) {
     throw new Error(`Istio's ${name} is not built (${path}); run scripts/build-istio.sh (scripts/bootstrap.sh does)`);
   }
   return path;

@@ -2,18 +2,20 @@
 // own iptables sends there, and the sidecar must see the same original destination.
 // For seeded generated pods (random valid include/exclude ports and CIDRs, IPv4 and IPv6,
 // "*", empty and absent lists, the proxy's control ports): Istio's injector writes the
-// istio-init container, Istio's istio-iptables programs one reused pod namespace with its
+// istio-init container, Istio's istio-iptables programs a fresh pod namespace with its
 // exact arguments, and a fixed set of destinations is probed twice — iptables only (pod
 // not registered), then with meshlane's settings for the pod (derived from the injected
 // pod by mesh/istio) in the BPF maps. Every probe's outcome must be identical.
+// (A namespace is not reused: istio-iptables picks its iptables backend by which one
+// already holds tables there, so a second run in the same namespace takes another path
+// than any real pod's first run.)
 //
 //   MESHLANE_DIFF_SEED=<n> MESHLANE_DIFF_PODS=<n> replay a run (defaults below).
-// Cost: one istio-iptables run and 2 × 68 loopback connections per pod (about 1 s per
-// pod on 2 busy cores, so about 4 min for the default 240 pods).
+// Cost per pod: a namespace, one istio-iptables run, 2 × 68 connections on the lab's
+// bridge and loopback.
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { createInterface } from "node:readline";
 import { spawnSync, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { istioSettings } from "../../mesh/istio/index.js";
@@ -23,6 +25,7 @@ import { readPod } from "../../mesh/pod.js";
 import { inject } from "../../lab/istio/injector.js";
 import { istioInitOf, runIstioIptables } from "../../lab/istio/capture.js";
 import { Mesh } from "../../lab/topology/mesh.js";
+import { prng } from "../../lab/prng.js";
 import type { TestPod } from "../../lab/topology/node.js";
 import { run } from "../../lab/topology/run.js";
 import { reconcile } from "../../loader/sync.js";
@@ -32,23 +35,11 @@ const SEED = Number(process.env.MESHLANE_DIFF_SEED ?? 20261201);
 const PODS = Number(process.env.MESHLANE_DIFF_PODS ?? 240);
 const REPO = new URL("../..", import.meta.url).pathname;
 
-/** mulberry32: small, seeded, the same sequence everywhere. */
-function random(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-// Destinations outside the pod: the peer pod's own addresses (10.77.0.3, fd77::3 on the
+// Destinations outside the pod: the peer pod's own addresses (10.77.0.2, fd77::2 on the
 // lab's bridge) and four more addresses the peer holds, in ranges the generator names.
 const EXTRA = ["10.80.1.5", "10.81.2.6", "fd00:80::5", "fd00:81::6"];
 const CIDRS = [
-  "10.80.0.0/16", "10.80.1.0/24", "10.80.1.5/32", "10.81.0.0/16", "10.77.0.0/16", "10.77.0.3/32", "0.0.0.0/0", "192.168.0.0/16",
+  "10.80.0.0/16", "10.80.1.0/24", "10.80.1.5/32", "10.81.0.0/16", "10.77.0.0/16", "10.77.0.2/32", "0.0.0.0/0", "192.168.0.0/16",
   "fd00:80::/32", "fd00:81::/48", "fd00:81::6/128", "fd77::/64", "::/0", "2001:db8::/32",
 ];
 const PORTS = [80, 443, 3306, 8080, 15000, 15004, 15008, 15020, 15021, 15090];
@@ -82,22 +73,9 @@ function generate(rnd: () => number, n: number): Record<string, string>[] {
   });
 }
 
-class Prober {
-  private lines: AsyncIterator<string>;
-  constructor(private child: ChildProcess) {
-    this.lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-  }
-  async probe(targets: [string, number][]): Promise<string[]> {
-    this.child.stdin!.write(`${JSON.stringify(targets)}\n`);
-    const r = await this.lines.next();
-    if (r.done) throw new Error("prober exited");
-    return JSON.parse(r.value) as string[];
-  }
-}
-
 let mesh: Mesh;
-let gen: TestPod, peer: TestPod;
-let app: Prober, peerProxy: Prober;
+let peer: TestPod;
+let probe: string;
 
 function waitReady(child: ChildProcess, what: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -106,29 +84,30 @@ function waitReady(child: ChildProcess, what: string): Promise<void> {
   });
 }
 
+async function serve(pod: TestPod, tag: string, ports: number[], uid?: number): Promise<ChildProcess> {
+  const child = pod.spawn([probe, "serve", tag, ...ports.map(String)], uid === undefined ? {} : { uid, gid: uid });
+  await waitReady(child, `${tag} server in ${pod.name}`);
+  return child;
+}
+
+async function reach(from: TestPod, targets: [string, number][], uid?: number): Promise<string[]> {
+  const r = await from.exec([probe, "connect", ...targets.flatMap(([h, p]) => [h, String(p)])], uid === undefined ? {} : { uid, gid: uid });
+  if (r.code !== 0) throw new Error(`probe in ${from.name} exited ${r.code}: ${r.stderr}`);
+  const lines = r.stdout.split("\n").slice(0, targets.length);
+  if (lines.length !== targets.length) throw new Error(`probe in ${from.name}: ${lines.length} answers for ${targets.length} targets`);
+  return lines;
+}
+
 before(async () => {
   mesh = await Mesh.create();
-  gen = await mesh.node.addPod("gen", { iptables: false, sidecar: false });
+  probe = join(mesh.node.workDir, "differential-probe");
+  const cc = spawnSync("cc", ["-O2", "-Wall", "-Werror", "-o", probe, join(REPO, "lab", "istio", "differential-probe.c")], { encoding: "utf8" });
+  if (cc.status !== 0) throw new Error(`building differential-probe failed: ${cc.stderr}`);
   peer = await mesh.node.addPod("peer", { iptables: false, sidecar: false });
   for (const ip of EXTRA) await run("ip", ["-n", peer.netns, ...(ip.includes(":") ? ["-6"] : []), "addr", "add", ip, "dev", "eth0", ...(ip.includes(":") ? ["nodad"] : [])]);
-  for (const [fam, via, dst] of [["-4", peer.ip, "10.80.0.0/15"], ["-6", peer.ip6, "fd00::/16"]] as const) await run("ip", ["-n", gen.netns, fam, "route", "add", dst, "via", via]);
   // The peer answers every port it is reached on, saying which address the client asked for.
   for (const ipt of ["iptables", "ip6tables"]) await run("ip", ["netns", "exec", peer.netns, ipt, "-t", "nat", "-A", "PREROUTING", "-p", "tcp", "-j", "REDIRECT", "--to-ports", "9999"]);
-  const server = join(mesh.node.workDir, "origdst-server");
-  const cc = spawnSync("cc", ["-O2", "-Wall", "-Werror", "-o", server, join(REPO, "lab", "istio", "origdst-server.c")], { encoding: "utf8" });
-  if (cc.status !== 0) throw new Error(`building origdst-server failed: ${cc.stderr}`);
-  const servers: [TestPod, string, number[], number | undefined][] = [
-    [peer, "peer", [9999], undefined],
-    [gen, "sidecar", [15001, 15006], 1337], // the pod's proxy
-    [gen, "app", [...new Set([...OUT_PORTS, ...IN_PORTS])], undefined], // the pod's own listeners
-  ];
-  for (const [pod, tag, ports, uid] of servers) {
-    const child = pod.spawn([server, tag, ...ports.map(String)], uid === undefined ? {} : { uid, gid: uid });
-    await waitReady(child, `${tag} server in ${pod.name}`);
-  }
-  const prober = ["node", "--import", "tsx", join(REPO, "lab", "istio", "prober.ts")];
-  app = new Prober(gen.spawn(prober, { stdin: true }));
-  peerProxy = new Prober(peer.spawn(prober, { uid: 1337, gid: 1337, stdin: true }));
+  await serve(peer, "peer", [9999]);
   mesh.attach();
 });
 after(() => mesh?.destroy());
@@ -140,7 +119,7 @@ const outcomes = new Map<string, number>();
 let steered = 0;
 
 test(`Istio's injector writes istio-init for ${PODS} generated pods (seed ${SEED})`, () => {
-  annotations = generate(random(SEED), PODS);
+  annotations = generate(prng(SEED), PODS);
   injected = inject(
     annotations.map((a, i) => ({ apiVersion: "v1", kind: "Pod", metadata: { name: `gen-${i}`, annotations: a }, spec: { containers: [{ name: "app", image: "registry.example/app:v1" }] } })),
     "dual",
@@ -162,10 +141,6 @@ test("the probes discriminate: the sidecar, the peer and the pod's own listeners
 });
 
 async function compare(from: number, to: number): Promise<void> {
-  const outbound: [string, number][] = [];
-  for (const host of [peer.ip, peer.ip6, ...EXTRA, "127.0.0.1", "::1", gen.ip]) for (const p of OUT_PORTS) outbound.push([host, p]);
-  const inbound: [string, number][] = [];
-  for (const host of [gen.ip, gen.ip6]) for (const p of IN_PORTS) inbound.push([host, p]);
 
   const mismatches: string[] = [];
   for (let i = from; i < to; i++) {
@@ -173,23 +148,30 @@ async function compare(from: number, to: number): Promise<void> {
     const settings = istioSettings(pod, detectInjection(pod));
     assert.ok(settings.ok, `pod ${i} (seed ${SEED}): ${settings.ok ? "" : settings.detail}`);
     const interception: Interception = settings.interception;
-    // The namespace is reused: the previous pod's chains go first.
-    await run("ip", ["netns", "exec", gen.netns, "sh", "-c", "iptables -t nat -F && iptables -t nat -X && ip6tables -t nat -F && ip6tables -t nat -X"]);
+    const gen = await mesh.node.addPod(`g${i}`, { iptables: false, sidecar: false });
+    for (const [fam, via, dst] of [["-4", peer.ip, "10.80.0.0/15"], ["-6", peer.ip6, "fd00::/16"]] as const) await run("ip", ["-n", gen.netns, fam, "route", "add", dst, "via", via]);
     const init = istioInitOf(injected[i]!);
     await runIstioIptables(gen.netns, init);
+    const servers = [await serve(gen, "sidecar", [15001, 15006], 1337), await serve(gen, "app", [...new Set([...OUT_PORTS, ...IN_PORTS])])];
+    const outbound: [string, number][] = [];
+    for (const host of [peer.ip, peer.ip6, ...EXTRA, "127.0.0.1", "::1", gen.ip]) for (const p of OUT_PORTS) outbound.push([host, p]);
+    const inbound: [string, number][] = [];
+    for (const host of [gen.ip, gen.ip6]) for (const p of IN_PORTS) inbound.push([host, p]);
+    const probeAll = async () => [...(await reach(gen, outbound)), ...(await reach(peer, inbound, 1337))];
 
     reconcile(mesh.fds(), mesh.node.kubepods, {});
-    const viaIptables = [...(await app.probe(outbound)), ...(await peerProxy.probe(inbound))];
+    const viaIptables = await probeAll();
     const regs = mesh.node.registrations([gen, peer]);
     regs[gen.uid]!.interception = interception;
     const report = reconcile(mesh.fds(), mesh.node.kubepods, regs);
     assert.ok(report.pods.every((p) => p.state === "registered"), JSON.stringify(report.pods));
     const before = mesh.counters();
-    const viaMeshlane = [...(await app.probe(outbound)), ...(await peerProxy.probe(inbound))];
+    const viaMeshlane = await probeAll();
     const after = mesh.counters();
     steered += Number(after.CNT_CONNECT_OUTBOUND - before.CNT_CONNECT_OUTBOUND) + Number(after.CNT_CONNECT_INBOUND - before.CNT_CONNECT_INBOUND);
+    for (const s of servers) s.kill();
 
-    const targets = [...outbound.map((t) => `app→${t[0]}:${t[1]}`), ...inbound.map((t) => `proxy of peer→${t[0]}:${t[1]}`)];
+    const targets = [...outbound.map((t) => `app→${t[0]}:${t[1]}`), ...inbound.map((t) => `peer's proxy→${t[0]}:${t[1]}`)];
     // The listener's tag and the address it reports; how it learnt it (conntrack or not) may differ.
     const strip = (o: string) => o.replace(/ (origdst|local) /, " ");
     for (let k = 0; k < targets.length; k++) {

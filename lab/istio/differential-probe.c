@@ -1,12 +1,18 @@
-// The differential test's listeners: accepts on every port given (IPv4 and IPv6), and
-// answers each connection with one line "<tag> <original destination>" and closes. The
+// The differential test's two ends.
+//   differential-probe serve TAG PORT...      prints "ready" once every port listens
+//   differential-probe connect HOST PORT...   one line per target, in order
+// serve accepts on every port given (IPv4 and IPv6), and answers each connection with
+// one line "<tag> <how> <original destination>" and closes. The
 // original destination is SO_ORIGINAL_DST (IPv4) or IP6T_SO_ORIGINAL_DST (IPv6), as
 // Envoy reads it, so under iptables conntrack answers and under meshlane its getsockopt
 // program; where neither knows one (a connection nobody redirected) the socket's own
 // address is what the client reached, and the line says "local".
-//   origdst-server TAG PORT...   prints "ready" once every port listens
+// connect reaches each target (2 s limit) and prints the line it was answered with,
+// "refused", "timeout" or "error <errno>".
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
 #include <linux/netfilter_ipv4.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -33,8 +39,41 @@ static void fmt(const struct sockaddr_storage *ss, char *out, size_t n) {
   }
 }
 
+static void reach(const char *host, const char *port) {
+  struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV}, *ai;
+  if (getaddrinfo(host, port, &hints, &ai)) { printf("error badaddress\n"); return; }
+  int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  int r = connect(fd, ai->ai_addr, ai->ai_addrlen);
+  freeaddrinfo(ai);
+  struct pollfd p = {.fd = fd, .events = POLLOUT};
+  if (r && errno != EINPROGRESS) { printf(errno == ECONNREFUSED ? "refused\n" : "error %d\n", errno); close(fd); return; }
+  if (poll(&p, 1, 2000) != 1) { printf("timeout\n"); close(fd); return; }
+  int err = 0; socklen_t len = sizeof err;
+  getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+  if (err) { printf(err == ECONNREFUSED ? "refused\n" : "error %d\n", err); close(fd); return; }
+  char buf[256]; size_t got = 0;
+  p.events = POLLIN;
+  while (got < sizeof buf - 1 && poll(&p, 1, 2000) == 1) {
+    ssize_t n = read(fd, buf + got, sizeof buf - 1 - got);
+    if (n <= 0) break;
+    got += n;
+    if (memchr(buf, '\n', got)) break;
+  }
+  buf[got] = 0;
+  char *nl = strchr(buf, '\n');
+  if (nl) *nl = 0;
+  printf("%s\n", got ? buf : "closed");
+  close(fd);
+}
+
 int main(int argc, char **argv) {
-  if (argc < 3) return 2;
+  if (argc >= 2 && !strcmp(argv[1], "connect")) {
+    for (int i = 2; i + 1 < argc; i += 2) reach(argv[i], argv[i + 1]);
+    return 0;
+  }
+  if (argc < 4 || strcmp(argv[1], "serve")) return 2;
+  argv++;
+  argc--;
   int nfds = 0;
   struct pollfd fds[64];
   for (int i = 2; i < argc && nfds < 62; i++) {
