@@ -14,20 +14,25 @@ import {
 } from "../registry/names.js";
 import { DEFAULT_REDIRECT_MODE, isRecord, REDIRECT_MODES, type Interception, type RedirectMode } from "../registry/document.js";
 import { istio, type IstioDetection, type IstioEvidence } from "../mesh/istio/index.js";
-import type { Mesh, SettingsProblem } from "../mesh/mesh.js";
+import type { Mesh } from "../mesh/mesh.js";
 import { readPod, type PodView } from "../mesh/pod.js";
 import { annotationPatch, type JsonPatchOp } from "./json-patch.js";
 import type { AdmissionRequest } from "./review.js";
 
 export type Decision = typeof STATUS_ACCELERATED | typeof STATUS_SKIPPED | "ignored";
 
-/** Short, bounded set: these label metrics. The detail text says the rest. */
+/** Short, bounded set: these label metrics. The detail text says the rest. (mesh/mesh.ts's SettingsProblem is a subset.) */
 export type ReasonCode =
   | "istio-redirect"
   | "opt-out"
   | "not-injected"
   | "host-network"
-  | SettingsProblem
+  | "no-capture"
+  | "interception-mode"
+  | "bad-annotation"
+  | "unsupported-annotation"
+  | "bad-argument"
+  | "unsupported-argument"
   | "bad-redirect"
   | "annotations-too-large"
   | "not-a-pod"
