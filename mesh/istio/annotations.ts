@@ -4,7 +4,9 @@
 //  - includeOutboundIPRanges "*", excludeOutboundIPRanges "", includeInboundPorts "*",
 //    includeOutboundPorts "", excludeOutboundPorts and excludeInboundPorts "15020";
 //  - 15020, 15021 and 15090 are always added to excludeInboundPorts;
-//  - targets 15001/15006; uid/gid from istio-proxy's securityContext, unset or 0 → 1337.
+//  - targets 15001/15006; uid/gid from istio-proxy's securityContext, unset or 0 → 1337;
+//  - dual stack from istio-proxy's ISTIO_DUAL_STACK; without it meshlane excludes IPv6
+//    outbound (::/0), as for classic pods (classic.ts says why).
 // An empty value is an empty list; "*" only where istio-cni accepts it as a whole value.
 // (A classic pod's settings come from its istio-init arguments instead: classic.ts.)
 
@@ -23,6 +25,7 @@ import {
   ISTIO_TUNNEL_PORT,
   TRAFFIC_ANNOTATIONS,
 } from "./names.js";
+import { goBool } from "./iptables-args.js";
 import { CIDR, parseList, parsePort, PORT, Problems, sortedPorts, Steps, type TokenKind } from "./lists.js";
 
 function proxyId(v: number | undefined): number {
@@ -64,7 +67,7 @@ export function cniSettings(annotations: ReadonlyMap<string, string>, proxy: Con
     outboundPort: ISTIO_LISTENERS.outbound,
     inboundPort: ISTIO_LISTENERS.inbound,
     includeOutboundIPRanges: list(a.includeOutboundIPRanges, CIDR, true, "*"),
-    excludeOutboundIPRanges: cidrs(a.excludeOutboundIPRanges),
+    excludeOutboundIPRanges: goBool(proxy?.env.get("ISTIO_DUAL_STACK") ?? "") === true ? cidrs(a.excludeOutboundIPRanges) : [...new Set([...cidrs(a.excludeOutboundIPRanges), "::/0"])],
     includeOutboundPorts: ports(a.includeOutboundPorts, []),
     excludeOutboundPorts: ports(a.excludeOutboundPorts, [ISTIO_STATUS_PORT]),
     includeInboundPorts: includedInbound === "*" ? "*" : sortedPorts(includedInbound, steps),

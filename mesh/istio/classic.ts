@@ -7,6 +7,9 @@
 //    ignored, as istio-iptables does); "" (or no -b) none. The tunnel port (-e, 15008)
 //    always returns first.
 //  - -u/-g are lists in istio-iptables; meshlane models one proxy uid and one gid.
+//  - Without --dual-stack (ISTIO_DUAL_STACK) istio-iptables installs ip6tables rules only
+//    when the pod's first address is IPv6, which admission cannot know: meshlane then
+//    excludes all of IPv6 outbound (::/0), so it never steers what ip6tables may leave alone.
 //  - TPROXY, excluded or virtual interfaces, and dry-run/skip-apply runs are not
 //    accelerated: meshlane would steer what iptables leaves alone, or nothing is there
 //    to fall back on.
@@ -68,7 +71,7 @@ export function classicSettings(c: IptablesConfig, statusPort: number | undefine
     outboundPort: port("istio-init -p", c.proxyPort, problems),
     inboundPort: port("istio-init -z", c.inboundCapturePort, problems),
     includeOutboundIPRanges: list<string>("-i", c.outboundIPRangesInclude, CIDR, true),
-    excludeOutboundIPRanges: cidrs("-x", c.outboundIPRangesExclude),
+    excludeOutboundIPRanges: goBool(c.dualStack) === true ? cidrs("-x", c.outboundIPRangesExclude) : [...new Set([...cidrs("-x", c.outboundIPRangesExclude), "::/0"])],
     includeOutboundPorts: ports("-q", c.outboundPortsInclude),
     excludeOutboundPorts: ports("-o", c.outboundPortsExclude),
     includeInboundPorts: inbound === "*" ? "*" : sortedPorts(inbound, steps),

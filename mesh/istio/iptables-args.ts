@@ -29,6 +29,7 @@ export interface IptablesConfig {
   skipRuleApply: string;
   cleanupOnly: string;
   nativeNftables: string;
+  dualStack: string;
 }
 type Field = keyof IptablesConfig;
 
@@ -58,6 +59,7 @@ const FLAGS: Record<string, FlagDef> = {
   "skip-rule-apply": { field: "skipRuleApply", bool: true },
   "cleanup-only": { field: "cleanupOnly", bool: true },
   "native-nftables": { field: "nativeNftables", bool: true },
+  "dual-stack": { field: "dualStack", bool: true },
 };
 
 /** Flags that do not change which connections are captured; those with a value take one. */
@@ -71,7 +73,6 @@ const OTHER_FLAGS: Record<string, { short?: string; bool?: true }> = {
   "run-validation": { bool: true },
   "redirect-dns": { bool: true }, // DNS goes to istio-agent's 15053; meshlane never steers port 53
   "drop-invalid": { bool: true },
-  "dual-stack": { bool: true },
   "capture-all-dns": { bool: true },
   "cni-mode": { bool: true },
   "reconcile": { bool: true },
@@ -105,7 +106,7 @@ function defaults(): IptablesConfig {
     outboundIPRangesInclude: "", outboundIPRangesExclude: "",
     outboundPortsInclude: "", outboundPortsExclude: "",
     excludeInterfaces: "", rerouteVirtualInterfaces: "",
-    dryRun: "false", skipRuleApply: "false", cleanupOnly: "false", nativeNftables: "false",
+    dryRun: "false", skipRuleApply: "false", cleanupOnly: "false", nativeNftables: "false", dualStack: "false",
   };
 }
 
@@ -128,7 +129,9 @@ export function readIptablesConfig(container: ContainerView): ArgsResult {
     const v = container.env.get(envName(long));
     if (v !== undefined) config[d.field] = v;
   }
-  // istio-iptables' other env spellings (flag.AdditionalEnv) only touch flags that do not shape capture.
+  // flag.AdditionalEnv: ISTIO_DUAL_STACK sets --dual-stack too (the others do not shape capture).
+  const dual = container.env.get("ISTIO_DUAL_STACK");
+  if (dual !== undefined) config.dualStack = dual;
   for (const [name, expected] of Object.entries(ENV_ONLY)) {
     const v = container.env.get(name);
     if (v !== undefined && v !== expected) problems.push(`${container.name}: env ${name}=${JSON.stringify(v)} is not modelled by meshlane`);

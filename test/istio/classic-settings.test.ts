@@ -33,10 +33,16 @@ function ok(initArgs: string[], annotations: Record<string, string> = {}, over =
 test("the template's arguments give Istio's defaults", () => {
   assert.deepEqual(ok(TEMPLATE_ARGS), {
     mode: "REDIRECT", proxyUid: 1337, proxyGid: 1337, outboundPort: 15001, inboundPort: 15006,
-    includeOutboundIPRanges: "*", excludeOutboundIPRanges: [], includeOutboundPorts: [], excludeOutboundPorts: [],
+    includeOutboundIPRanges: "*", excludeOutboundIPRanges: ["::/0"], includeOutboundPorts: [], excludeOutboundPorts: [],
     includeInboundPorts: "*", excludeInboundPorts: [15008, 15020, 15021, 15090],
     controlPorts: [15000, 15004, 15020, 15021, 15090], redirect: "proxy",
   });
+});
+
+test("without ISTIO_DUAL_STACK istio-iptables may leave IPv6 alone, so meshlane excludes it; with it, nothing is added", () => {
+  assert.deepEqual(ok([...TEMPLATE_ARGS, "-x", "10.0.0.0/8"]).excludeOutboundIPRanges, ["10.0.0.0/8", "::/0"]);
+  assert.deepEqual(ok(TEMPLATE_ARGS, {}, { initEnv: [{ name: "ISTIO_DUAL_STACK", value: "true" }] }).excludeOutboundIPRanges, []);
+  assert.deepEqual(ok([...TEMPLATE_ARGS, "--dual-stack"]).excludeOutboundIPRanges, []);
 });
 
 test("arguments and annotations disagree: the arguments are followed", () => {

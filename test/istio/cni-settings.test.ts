@@ -22,7 +22,7 @@ function problems(a: Record<string, string>): string[] {
 test("no annotations: istio-cni's defaults, with the proxy's own ports and the tunnel port excluded inbound", () => {
   assert.deepEqual(ok({}), {
     mode: "REDIRECT", proxyUid: 1337, proxyGid: 1337, outboundPort: 15001, inboundPort: 15006,
-    includeOutboundIPRanges: "*", excludeOutboundIPRanges: [], includeOutboundPorts: [], excludeOutboundPorts: [15020],
+    includeOutboundIPRanges: "*", excludeOutboundIPRanges: ["::/0"], includeOutboundPorts: [], excludeOutboundPorts: [15020],
     includeInboundPorts: "*", excludeInboundPorts: [15008, 15020, 15021, 15090],
     controlPorts: [15000, 15004, 15020, 15021, 15090], redirect: "proxy",
   });
@@ -38,7 +38,9 @@ test("lists accept spaces around commas, IPv6, canonicalise and deduplicate", ()
     [`${T}excludeInboundPorts`]: "9901",
   });
   assert.deepEqual(i.includeOutboundIPRanges, ["10.0.0.0/8", "2001:db8::/32"]);
-  assert.deepEqual(i.excludeOutboundIPRanges, ["fd00::/8", "192.168.1.7/32"]);
+  assert.deepEqual(i.excludeOutboundIPRanges, ["fd00::/8", "192.168.1.7/32", "::/0"]);
+  const dual = ok({ [`${T}excludeOutboundIPRanges`]: "fd00::/8" }, proxy({ env: new Map([["ISTIO_DUAL_STACK", "true"]]) }));
+  assert.deepEqual(dual.excludeOutboundIPRanges, ["fd00::/8"]);
   assert.deepEqual(i.includeOutboundPorts, [80, 443]);
   assert.deepEqual(i.excludeOutboundPorts, [22, 9000]);
   assert.deepEqual(i.includeInboundPorts, [8080, 8443]);

@@ -49,7 +49,7 @@ async function mark(pod: Pod, o: ReviewOptions = {}): Promise<Pod> {
 // -b "*", -d "15090,15021,15020"; the tunnel port 15008 always returns).
 const base = {
   mode: "REDIRECT", proxyUid: 1337, proxyGid: 1337, outboundPort: 15001, inboundPort: 15006,
-  includeOutboundIPRanges: "*", excludeOutboundIPRanges: [], includeOutboundPorts: [], excludeOutboundPorts: [],
+  includeOutboundIPRanges: "*", excludeOutboundIPRanges: ["::/0"], includeOutboundPorts: [], excludeOutboundPorts: [],
   includeInboundPorts: "*", excludeInboundPorts: [15008, 15020, 15021, 15090],
   controlPorts: [15000, 15004, 15020, 15021, 15090], redirect: "proxy",
 } satisfies Interception;
@@ -57,7 +57,7 @@ const base = {
 const traffic: Interception = {
   ...base,
   includeOutboundIPRanges: ["127.0.0.0/24", "10.96.0.0/24"],
-  excludeOutboundIPRanges: ["10.96.0.0/24"],
+  excludeOutboundIPRanges: ["10.96.0.0/24", "::/0"],
   includeOutboundPorts: [443],
   excludeOutboundPorts: [7, 8, 9],
   includeInboundPorts: [1, 2, 3],
