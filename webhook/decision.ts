@@ -7,6 +7,7 @@ import {
   ANNOTATION_INTERCEPTION,
   ANNOTATION_REASON,
   ANNOTATION_STATUS,
+  POD_MARK_LABEL,
   POD_OPT_OUT_KEY,
   STATUS_ACCELERATED,
   STATUS_SKIPPED,
@@ -16,7 +17,7 @@ import { ISTIO_STATUS_ANNOTATION } from "./istio-names.js";
 import { detectInjection, type Injection, type InjectionEvidence } from "./detection.js";
 import { disagreements, readIptablesArgs } from "./istio-iptables.js";
 import { interceptionMode, parseTrafficAnnotations, type InterceptionMode } from "./interception.js";
-import { annotationPatch, type JsonPatchOp } from "./json-patch.js";
+import { metadataMapPatch, type JsonPatchOp } from "./json-patch.js";
 import { readPod, type PodView } from "./pod.js";
 import type { AdmissionRequest } from "./review.js";
 
@@ -113,8 +114,12 @@ export function decide(request: AdmissionRequest): Outcome {
     interceptionMode: interceptionMode(pod.annotations, injection.proxy),
   };
   const judgement = fitsAnnotations(pod, judgePod(pod, evidence, injection));
-  const patch = annotationPatch(pod.rawAnnotations, pod.hasMetadata, marking(judgement));
-  return { ...judgement, evidence, patch };
+  const annotationOps = metadataMapPatch("annotations", pod.rawAnnotations, pod.hasMetadata, marking(judgement));
+  // The label is what the registrar's watch selects on: only accelerated pods carry it.
+  const labelOps = metadataMapPatch("labels", pod.rawLabels, pod.hasMetadata || annotationOps.some((op) => op.path === "/metadata"), {
+    [POD_MARK_LABEL]: judgement.decision === STATUS_ACCELERATED ? STATUS_ACCELERATED : undefined,
+  });
+  return { ...judgement, evidence, patch: [...annotationOps, ...labelOps] };
 }
 
 /** The values of meshlane's annotations for a judgement (undefined: must be absent). */

@@ -1,11 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { desiredContents, emptyContents, planOps } from "../../loader/plan.js";
-import { defaultInterception, REGISTRATION_VERSION, type Registration } from "../../registry/document.js";
+import { defaultInterception, parseRegistration, REGISTRATION_VERSION, type ParsedRegistration, type Registration } from "../../registry/document.js";
 import { MAPS, PortList, POD_INBOUND_ALL_PORTS, POD_OUTBOUND_ALL_CIDRS } from "../../loader/maps/codecs.js";
 
-function reg(uid: string, ips: string[], ic: Partial<Registration["interception"]> = {}): Registration {
-  return { version: REGISTRATION_VERSION, namespace: "ns", name: uid, uid, ips, interception: { ...defaultInterception(), ...ic } };
+function reg(uid: string, ips: string[], ic: Partial<Registration["interception"]> = {}): ParsedRegistration {
+  return parseRegistration({ version: REGISTRATION_VERSION, namespace: "ns", name: uid, uid, ips, interception: { ...defaultInterception(), ...ic } }, uid);
 }
 
 test("a pod becomes a pod entry, one IP entry per address and one rule per listed port or CIDR", () => {
