@@ -15,10 +15,11 @@ for m in $(cat "$out/modules" 2>/dev/null); do
   modprobe "$m" >>"$out/modprobe.log" 2>&1 || echo "modprobe $m failed" >>"$out/modprobe.log"
 done
 uname -r >"$out/uname"
+step_timeout=$(sed -n 's/^MESHLANE_STEP_TIMEOUT=//p' "$out/env")
 while IFS=$'\t' read -r name cmd; do
   [ -n "$name" ] || continue
   start=$(date +%s.%N)
-  timeout --kill-after=10 "${MESHLANE_STEP_TIMEOUT:-1800}" bash -c "$cmd" >"$out/$name.log" 2>&1 </dev/null
+  timeout --kill-after=10 "$step_timeout" bash -c "$cmd" >"$out/$name.log" 2>&1 </dev/null
   echo $? >"$out/$name.rc"
   echo "$start $(date +%s.%N)" >"$out/$name.time"
 done <"$out/steps"

@@ -40,10 +40,9 @@ mount -t devtmpfs dev /host/dev
 mkdir -p /host/dev/pts /host/dev/shm
 mount -t devpts devpts /host/dev/pts
 mount -t tmpfs -o mode=1777 shm /host/dev/shm
-mount -t tmpfs -o mode=1777 tmp /host/tmp
+# /run gets a fresh tmpfs (the host's netns pins and locks must not show through);
+# /tmp stays the overlay's, since a CI checkout may live there.
 mount -t tmpfs -o mode=755 run /host/run
-mount -t tmpfs -o mode=755 varlib /host/var/lib
-mount -t tmpfs -o mode=755 varlog /host/var/log
 mount -t cgroup2 cgroup2 /host/sys/fs/cgroup || fail "cannot mount cgroup2"
 mount -t bpf bpf /host/sys/fs/bpf || fail "cannot mount bpffs"
 mount -t tracefs tracefs /host/sys/kernel/tracing 2>/dev/null || true
@@ -52,7 +51,7 @@ mount -t tracefs tracefs /host/sys/kernel/tracing 2>/dev/null || true
 mkdir -p /host/usr/lib/modules
 mount --bind "/lower$(cat /modules/tree)" /host/usr/lib/modules || fail "cannot bind the kernel's modules"
 mkdir -p /host/run/meshlane/out
-mount -t 9p -o rw,trans=virtio,version=9p2000.L,msize=524288 out /host/run/meshlane/out || fail "cannot mount the results share"
+mount -t 9p -o rw,trans=virtio,version=9p2000.L,msize=524288,cache=none out /host/run/meshlane/out || fail "cannot mount the results share"
 # The kernel's own module requests (nf_tables, xt_* for iptables-nft, ...) run in
 # PID 1's root, this initramfs: hand them to the host's modprobe inside the chroot.
 printf '#!/bin/sh\nexec chroot /host /sbin/modprobe "$@"\n' > /bin/modprobe-host
