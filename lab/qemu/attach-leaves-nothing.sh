@@ -10,7 +10,7 @@ node dist/loader/cli.js attach --cgroup "$cg" --pin-dir "$pins" >/tmp/attach.out
 echo "attach-exit $?"
 cat /tmp/attach.out
 if [ -e "$pins" ]; then
-  left=$(ls -A "$pins")
+  left=$(find "$pins" -mindepth 1 | tr "\n" " ")
   echo "leftover: pin directory $pins${left:+ holding $left}"
 fi
 attached=$(bpftool cgroup show "$cg" 2>&1 | tail -n +2)
