@@ -32,6 +32,8 @@ export interface GuestRun {
   steps: StepResult[];
   /** Wall-clock seconds from qemu's start to its exit. */
   seconds: number;
+  /** CPU seconds qemu used (user + system, all its threads). */
+  cpuSeconds: number;
   console: string;
 }
 
@@ -76,6 +78,7 @@ export async function runInGuest(k: UnpackedKernel, steps: Step[], opts: GuestOp
     return {
       release: readFileSync(join(out, "uname"), "utf8").trim(),
       seconds,
+      cpuSeconds: exit.cpuSeconds,
       console,
       steps: steps.map((s) => {
         const [from = 0, to = 0] = readFileSync(join(out, `${s.name}.time`), "utf8").trim().split(" ").map(Number);
@@ -106,9 +109,12 @@ function qemuArgs(k: UnpackedKernel, initrd: string, out: string, consoleLog: st
 }
 
 /** Runs qemu to its exit; it dies with this process (pdeathsig) and at the deadline. */
-function runQemu(args: string[], timeoutMs: number): Promise<{ timedOut: boolean; how: string; stderr: string }> {
+function runQemu(args: string[], timeoutMs: number): Promise<{ timedOut: boolean; how: string; stderr: string; cpuSeconds: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn("setpriv", ["--pdeathsig", "KILL", "--", "qemu-system-x86_64", ...args], { stdio: ["ignore", "ignore", "pipe"] });
+    // bash reports qemu's CPU time (`times`): on a shared machine that, not the wall
+    // time, is what a guest costs.
+    const script = 'qemu-system-x86_64 "$@"; rc=$?; times | tail -1 >&2; exit $rc';
+    const child = spawn("setpriv", ["--pdeathsig", "KILL", "--", "bash", "-c", script, "qemu", ...args], { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     let timedOut = false;
     child.stderr!.on("data", (d) => (stderr += d));
@@ -122,7 +128,10 @@ function runQemu(args: string[], timeoutMs: number): Promise<{ timedOut: boolean
     });
     child.on("close", (code, signal) => {
       clearTimeout(t);
-      resolve({ timedOut, how: signal ? `killed by ${signal}` : `exited ${code}`, stderr });
+      const times = /^(\d+)m([\d.]+)s (\d+)m([\d.]+)s\n?$/m.exec(stderr);
+      const cpuSeconds = times ? 60 * Number(times[1]) + Number(times[2]) + 60 * Number(times[3]) + Number(times[4]) : NaN;
+      if (times) stderr = stderr.replace(times[0], "");
+      resolve({ timedOut, how: signal ? `killed by ${signal}` : `exited ${code}`, stderr, cpuSeconds });
     });
   });
 }

@@ -27,6 +27,8 @@ export interface Row {
   /** Only for a kernel doctor refuses: what `attach` did there. */
   attach?: { code: number; leftovers: string[]; log: string };
   seconds: number;
+  /** CPU seconds of the qemu guest (absent for the host's kernel). */
+  cpuSeconds?: number;
 }
 
 /** The kernel suites: every file in test/datapath (the socket-API matrix included once it lands). */
@@ -76,7 +78,7 @@ export async function runKernel(k: Kernel, opts: MatrixOptions): Promise<Row> {
   const steps = k.expect === "too-old" ? [DOCTOR, ATTACH] : [DOCTOR, ...opts.suites.map(suiteStep)];
   opts.log?.(`kernel ${k.id}: booting ${unpacked.release} under qemu (TCG) for ${steps.map((s) => s.name).join(", ")}`);
   const run = await runInGuest(unpacked, steps, { repo: opts.repo, timeoutMs: opts.timeoutMs });
-  return toRow(k.id, run.release, run.steps, run.seconds);
+  return { ...toRow(k.id, run.release, run.steps, run.seconds), cpuSeconds: run.cpuSeconds };
 }
 
 /** The host's own kernel: the same steps, run directly (no qemu). */

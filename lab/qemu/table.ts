@@ -22,7 +22,7 @@ function doctorCell(row: Row): string {
 }
 
 export function renderTable(rows: Row[], suites: string[], date: string): string {
-  const head = ["kernel", "release", "doctor", ...suites, "attach on a refused kernel", "wall time"];
+  const head = ["kernel", "release", "doctor", ...suites, "attach on a refused kernel", "wall time (qemu CPU)"];
   const lines = [
     `Run of ${date}.`,
     "",
@@ -35,7 +35,7 @@ export function renderTable(rows: Row[], suites: string[], date: string): string
         ? `refused (exit ${r.attach.code}), nothing left behind`
         : `**exit ${r.attach.code}, left: ${r.attach.leftovers.join("; ") || "nothing"}**`
       : "–";
-    lines.push(`| ${[r.kernel, `\`${r.release}\``, doctorCell(r), ...suites.map((s) => cell(r, s)), attach, `${Math.round(r.seconds)} s`].join(" | ")} |`);
+    lines.push(`| ${[r.kernel, `\`${r.release}\``, doctorCell(r), ...suites.map((s) => cell(r, s)), attach, `${Math.round(r.seconds)} s${r.cpuSeconds === undefined ? "" : ` (${Math.round(r.cpuSeconds)} s)`}`].join(" | ")} |`);
   }
   const failures = rows.flatMap((r) => r.suites.flatMap((s) => s.failures.map((f) => `- ${r.kernel}, ${s.suite}: ${f}`)));
   if (failures.length) lines.push("", "Failures:", "", ...failures);

@@ -90,7 +90,7 @@ describe("guest output", () => {
 
 const summary = (pass: number, fail: number) => ({ tests: pass + fail, pass, fail, cancelled: 0, skipped: 0, todo: 0 });
 const good: Row = {
-  kernel: "6.1", release: "6.1.0-50-amd64", seconds: 300,
+  kernel: "6.1", release: "6.1.0-50-amd64", seconds: 300, cpuSeconds: 410,
   doctor: { ok: true, reasons: [], seconds: 77, log: "" },
   suites: [{ suite: "steering", summary: summary(7, 0), code: 0, seconds: 220, failures: [] }],
 };
@@ -105,7 +105,7 @@ describe("compatibility table", () => {
   test("one row per kernel with doctor, each suite's counts and the refusal", () => {
     const t = renderTable([good, old], ["steering"], "2026-12-01");
     assert.match(t, /^Run of 2026-12-01\./);
-    assert.match(t, /\| 6\.1 \| `6\.1\.0-50-amd64` \| pass \(77 s\) \| 7\/7 pass \(220 s\) \| – \| 300 s \|/);
+    assert.match(t, /\| 6\.1 \| `6\.1\.0-50-amd64` \| pass \(77 s\) \| 7\/7 pass \(220 s\) \| – \| 300 s \(410 s\) \|/);
     assert.match(t, /\| 5\.10 \| `5\.10\.0-32-amd64` \| \*\*refuses\*\*: kernel 5\.10\.0-32-amd64 is older than 6\.1 \| – \| refused \(exit 1\), nothing left behind \| 120 s \|/);
   });
   test("failures are counted in the cell and listed under the table", () => {
