@@ -4,4 +4,4 @@
 
 import { describeKernel } from "../../lab/qemu/ci-suite.js";
 
-describeKernel("6.12", ["steering", "integrity"]);
+describeKernel("6.12", ["steering"]);
