@@ -340,7 +340,11 @@ function onLines(child: ChildProcess, each: (line: string) => void): void {
   });
 }
 
-export function waitForLine(child: ChildProcess, re: RegExp, what: string, timeoutMs = 15_000): Promise<void> {
+// Under software emulation (lab/qemu's guests) a process starts ~20× slower; the
+// guest sets MESHLANE_LAB_SLOWDOWN so that a slow start is not taken for a dead one.
+const SLOWDOWN = Number(process.env.MESHLANE_LAB_SLOWDOWN ?? "1") || 1;
+
+export function waitForLine(child: ChildProcess, re: RegExp, what: string, timeoutMs = 15_000 * SLOWDOWN): Promise<void> {
   return new Promise((resolve, reject) => {
     let buf = "", err = "";
     const t = setTimeout(() => reject(new Error(`${what}: no line matching ${re} within ${timeoutMs} ms; stderr: ${err}`)), timeoutMs);
