@@ -20,6 +20,7 @@ declare -A WANT=(
   [nginx-light]=/usr/sbin/nginx
   [util-linux]=/usr/bin/setpriv
   [procps]=/usr/bin/pgrep
+  [liburing-dev]=/usr/include/liburing.h
 )
 arch_triplet="$(gcc -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)"
 missing=()

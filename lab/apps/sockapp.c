@@ -4,7 +4,7 @@
 // command-line choice of one binary, compiled once.
 //
 //   sockapp serve   SPEC...            SPEC = port=P,<options>: listen on P, one child per connection
-//   sockapp client  HOST PAR SPEC...   SPEC = tag=T,port=P,rep=R,<options>: R connections to HOST:P,
+//   sockapp client  PAR SPEC...        SPEC = tag=T,host=IP,port=P,rep=R,<options>: R connections to IP:P,
 //                                      at most PAR connections at a time over all SPECs
 //   sockapp forward SPEC...            SPEC = port=P,to=IP:PORT,copy=splice|read: relay each connection
 //
@@ -65,7 +65,7 @@
 #define BUF (256 * 1024)
 
 struct spec {
-	char tag[64];
+	char tag[112], host[48];
 	int port, rep, size, delay_ms, rcvtimeo_ms, server_first;
 	char recv[16], send[16], conn[16], end[16], copy[16], to[64];
 };
@@ -104,6 +104,7 @@ static struct spec parse_spec(const char *text)
 		*eq = 0;
 		const char *k = kv, *v = eq + 1;
 		if (!strcmp(k, "tag")) copy_field(s.tag, sizeof(s.tag), v, k);
+		else if (!strcmp(k, "host")) copy_field(s.host, sizeof(s.host), v, k);
 		else if (!strcmp(k, "port")) s.port = atoi(v);
 		else if (!strcmp(k, "rep")) s.rep = atoi(v);
 		else if (!strcmp(k, "size")) s.size = atoi(v);
@@ -677,15 +678,13 @@ static void serve_one(int fd, const struct spec *s)
 	exchange(fd, s, 0, id, 0);
 }
 
-static const char *client_host;
-
 /* One client connection by the spec's connect API, then the exchange. */
 static void client_one(const struct spec *s, int iteration)
 {
-	char id[96];
+	char id[128];
 	snprintf(id, sizeof(id), "%s#%d", s->tag, iteration);
 	struct sockaddr_in sa;
-	parse_addr(client_host, s->port, &sa);
+	parse_addr(s->host, s->port, &sa);
 	int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0), rc = 0;
 	long presend = 0;
 	if (!strcmp(s->conn, "connect")) {
@@ -817,8 +816,8 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
 	if (argc < 3)
-		die("usage: sockapp serve SPEC... | client HOST PAR SPEC... | forward SPEC...");
-	int first = !strcmp(argv[1], "client") ? 4 : 2, n = argc - first;
+		die("usage: sockapp serve SPEC... | client PAR SPEC... | forward SPEC...");
+	int first = !strcmp(argv[1], "client") ? 3 : 2, n = argc - first;
 	if (n < 1)
 		die("%s: no SPEC given", argv[1]);
 	struct spec *specs = calloc(n, sizeof(*specs));
@@ -829,10 +828,9 @@ int main(int argc, char **argv)
 	else if (!strcmp(argv[1], "forward"))
 		accept_loop(n, specs, forward_one);
 	else if (!strcmp(argv[1], "client")) {
-		client_host = argv[2];
-		int par = atoi(argv[3]);
+		int par = atoi(argv[2]);
 		if (par < 1)
-			die("client: PAR must be a positive number, not '%s'", argv[3]);
+			die("client: PAR must be a positive number, not '%s'", argv[2]);
 		client(n, specs, par);
 	} else
 		die("unknown command '%s'", argv[1]);
