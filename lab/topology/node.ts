@@ -18,6 +18,7 @@ import { haproxyConfig, SIDECAR_LOG } from "./haproxy.js";
 import { istioNatRules } from "./istio-iptables.js";
 import type { Spec as SendSpec, Transfer as TransferResult } from "./peer.js";
 import { run } from "./run.js";
+import ts from "typescript";
 
 /** The checkout's root, from the sources (tsx) and from dist/ (the built demo) alike. */
 function repoRoot(): string {
@@ -30,7 +31,7 @@ function repoRoot(): string {
 }
 
 const REPO = repoRoot();
-const PEER = join(REPO, "lab", "topology", "peer.ts");
+const PEER_SOURCE = join(REPO, "lab", "topology", "peer.ts");
 const SUBNET = "10.77.0";
 const SUBNET6 = "fd77::";
 
@@ -69,7 +70,9 @@ export class TestPod {
   spawn(argv: string[], opts: { uid?: number; gid?: number } = {}): ChildProcess {
     const user = opts.uid === undefined ? [] : ["setpriv", `--reuid=${opts.uid}`, `--regid=${opts.gid ?? opts.uid}`, "--clear-groups"];
     const child = spawn("sh", ["-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', this.cgroup, "ip", "netns", "exec", this.netns, ...user, ...argv], {
-      cwd: REPO,
+      // Not the checkout: a clone may sit in a mode-0700 directory (root's home) that a
+      // process under another uid can neither enter nor read.
+      cwd: this.node.workDir,
       stdio: ["ignore", "pipe", "pipe"],
     });
     this.procs.push(child);
@@ -86,7 +89,7 @@ export class TestPod {
   }
 
   async startApp(port: number): Promise<void> {
-    const child = this.spawn(["node", "--import", "tsx", PEER, "serve", String(port)]);
+    const child = this.spawn(["node", this.node.peerScript(), "serve", String(port)]);
     await waitForLine(child, /^listening/, `app of pod ${this.name}`);
     onLines(child, (line) => {
       const m = /^accepted (\S+)$/.exec(line);
@@ -139,7 +142,7 @@ export class TestPod {
 
   /** Runs payload transfers from this pod's app side to host:port; one result per payload. */
   async send(host: string, port: number, spec: SendSpec, opts: { uid?: number } = {}) {
-    const r = await this.exec(["node", "--import", "tsx", PEER, "send", host, String(port), JSON.stringify(spec)], opts);
+    const r = await this.exec(["node", this.node.peerScript(), "send", host, String(port), JSON.stringify(spec)], opts);
     if (r.code !== 0) throw new Error(`peer send from ${this.name} exited ${r.code}: ${r.stderr}`);
     // Sidecars log a connection when it closes, a moment after the client saw the
     // close: let their logs settle so that callers see every connection they made.
@@ -231,6 +234,7 @@ export class TestNode {
   }
 
   private probe: string | null = null;
+  private peer: string | null = null;
   /** When any sidecar of this node last logged a connection. */
   lastSidecarLogAt = 0;
 
@@ -239,6 +243,24 @@ export class TestNode {
     const start = Date.now();
     await sleep(quietMs);
     while (Date.now() - this.lastSidecarLogAt < quietMs && Date.now() - start < maxMs) await sleep(25);
+  }
+
+  /**
+   * The peer app as plain JavaScript in the node's world-readable work directory, written
+   * once per node: the proxy uid runs it too, and it may not read a checkout under a
+   * mode-0700 directory. Plain node also starts faster than node with tsx.
+   */
+  peerScript(): string {
+    if (!this.peer) {
+      const out = join(this.workDir, "peer.mjs");
+      const js = ts.transpileModule(readFileSync(PEER_SOURCE, "utf8"), {
+        compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+        fileName: PEER_SOURCE,
+      }).outputText;
+      writeFileSync(out, js, { mode: 0o644 });
+      this.peer = out;
+    }
+    return this.peer;
   }
 
   /** Builds the original-destination probe once per node (clang is a build dependency already). */
