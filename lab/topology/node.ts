@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import { defaultInterception, REGISTRATION_VERSION, type Interception, type Registration } from "../../registry/document.js";
 import { findCgroup2Mount } from "../../loader/cgroup.js";
-import { haproxyConfig, SIDECAR_LOG } from "./haproxy.js";
+import { haproxyConfig, SIDECAR_LOG, type SidecarOptions } from "./haproxy.js";
 import { istioNatRules } from "./istio-iptables.js";
 import type { Spec as SendSpec, Transfer as TransferResult } from "./peer.js";
 import { run } from "./run.js";
@@ -101,24 +101,29 @@ export class TestPod {
   /**
    * Starts lab/topology/origdst-probe.c as this pod's proxy user on `port` of one address family: it
    * accepts one connection, reports its original destination and echoes it.
-   * Resolves once listening; `answer` then resolves to "<address> <port>" (or "error <errno>").
+   * Resolves once listening; `answer` then resolves to "<address> <port>" (or "error <errno>"),
+   * `client` to the accepted connection's peer as "<address> <port>".
    * (Wrapped in an object: an async function returning a promise would wait for it.)
    */
-  async startProbe(port: number, family: 4 | 6): Promise<{ answer: Promise<string> }> {
-    const child = this.spawn([this.node.probeBinary(), String(port), String(family)], { uid: this.interception.proxyUid, gid: this.interception.proxyGid });
+  async startProbe(port: number, family: 4 | 6): Promise<{ answer: Promise<string>; client: Promise<string> }> {
+    const child = this.spawn([this.node.helperBinary("origdst-probe"), String(port), String(family)], { uid: this.interception.proxyUid, gid: this.interception.proxyGid });
+    let seenClient: (c: string) => void = () => undefined;
+    const client = new Promise<string>((resolve) => (seenClient = resolve));
     const answer = new Promise<string>((resolve) =>
       onLines(child, (line) => {
+        const c = /^client (.+)$/.exec(line);
+        if (c) seenClient(c[1]!);
         const m = /^origdst(?:-(error))? (.+)$/.exec(line);
         if (m) resolve(m[1] ? `error ${m[2]}` : m[2]!);
       }),
     );
     await waitForLine(child, /^ready/, `origdst probe of pod ${this.name}`);
-    return { answer };
+    return { answer, client };
   }
 
-  async startSidecar(cpus?: string): Promise<void> {
+  async startSidecar(cpus?: string, opts: SidecarOptions = {}): Promise<void> {
     const cfg = join(this.node.workDir, `${this.name}-haproxy.cfg`);
-    writeFileSync(cfg, haproxyConfig({ outbound: this.interception.outboundPort, inbound: this.interception.inboundPort }), { mode: 0o644 });
+    writeFileSync(cfg, haproxyConfig({ outbound: this.interception.outboundPort, inbound: this.interception.inboundPort }, opts), { mode: 0o644 });
     const pin = cpus === undefined ? [] : ["taskset", "-c", cpus];
     const child = this.spawn([...pin, "haproxy", "-db", "-f", cfg], { uid: this.interception.proxyUid, gid: this.interception.proxyGid });
     let err = "";
@@ -233,7 +238,6 @@ export class TestNode {
     return this.addPod(name, { sidecar: false, iptables: false, underKubepods: false });
   }
 
-  private probe: string | null = null;
   private peer: string | null = null;
   /** When any sidecar of this node last logged a connection. */
   lastSidecarLogAt = 0;
@@ -263,15 +267,18 @@ export class TestNode {
     return this.peer;
   }
 
-  /** Builds the original-destination probe once per node (clang is a build dependency already). */
-  probeBinary(): string {
-    if (!this.probe) {
-      const out = join(this.workDir, "origdst-probe");
-      const r = spawnSync("clang", ["-O2", "-Wall", "-Werror", "-o", out, join(REPO, "lab", "topology", "origdst-probe.c")], { encoding: "utf8" });
-      if (r.status !== 0) throw new Error(`building origdst-probe failed: ${r.stderr}`);
-      this.probe = out;
+  private built = new Map<string, string>();
+
+  /** Builds one of lab/topology's C helpers once per node (clang is a build dependency already). */
+  helperBinary(name: "origdst-probe" | "tfo-client"): string {
+    let out = this.built.get(name);
+    if (!out) {
+      out = join(this.workDir, name);
+      const r = spawnSync("clang", ["-O2", "-Wall", "-Werror", "-o", out, join(REPO, "lab", "topology", `${name}.c`)], { encoding: "utf8" });
+      if (r.status !== 0) throw new Error(`building ${name} failed: ${r.stderr}`);
+      this.built.set(name, out);
     }
-    return this.probe;
+    return out;
   }
 
   registrations(pods: TestPod[]): Record<string, Registration> {
