@@ -42,6 +42,12 @@ export const HAZARDS_OF_ALL: Hazard[] = [
     intermittent: true,
   },
   {
+    what: "poll says readable but FIONREAD says 0 bytes, so an application that sizes its reads by FIONREAD takes the connection for closed and leaves the data unread",
+    rows: rowsOf(["server", "client"], ["recv=fionread"]),
+    shows: /fionread-0-with-data|fionread=more-than-readable/,
+    intermittent: true,
+  },
+  {
     what: "MSG_WAITALL returns before the requested length has arrived",
     rows: rowsOf(["server", "client"], ["recv=waitall"]),
     shows: /waitall-first=/,
