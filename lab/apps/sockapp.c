@@ -59,8 +59,10 @@
 #define TCP_FASTOPEN_CONNECT 30
 #endif
 
-/* A connection that neither ends nor fails within this time is reported as "hang". */
+/* A connection that neither ends nor fails within this time is reported as "hang"; this and the
+ * other waits below scale with MESHLANE_LAB_SLOWDOWN, which emulated (qemu TCG) guests set. */
 #define CONN_DEADLINE_S 10
+static int slowdown = 1;
 #define CHUNK 16384
 #define BUF (256 * 1024)
 
@@ -333,7 +335,7 @@ static void rx_loop(int fd, const char *api, struct rx *r)
 			die("SO_RCVLOWAT: %s", strerror(errno));
 		for (;;) {
 			struct pollfd pf = { fd, POLLIN, 0 };
-			int pr = poll(&pf, 1, 3000);
+			int pr = poll(&pf, 1, 3000 * slowdown);
 			if (pr == 0)
 				stalls++; /* readable by the data, but poll never said so */
 			long n = read(fd, rbuf, 65536);
@@ -431,7 +433,7 @@ static int tx_fail(struct tx *t, const char *what)
 static long zerocopy_completions(int fd, long calls, int *copied)
 {
 	long done = 0;
-	for (int waited = 0; done < calls && waited < 2000;) {
+	for (int waited = 0; done < calls && waited < 2000 * slowdown;) {
 		struct pollfd pf = { fd, 0, 0 };
 		if (poll(&pf, 1, 100) <= 0) {
 			waited += 100;
@@ -638,7 +640,7 @@ static void arm_deadline(void)
 {
 	struct sigaction sa = { .sa_handler = on_alarm }; /* no SA_RESTART: blocked calls return EINTR */
 	sigaction(SIGALRM, &sa, NULL);
-	alarm(CONN_DEADLINE_S);
+	alarm(CONN_DEADLINE_S * slowdown);
 }
 
 /* Accepts on every listener; each connection is handled by a child of its own. */
@@ -814,6 +816,9 @@ static void forward_one(int fd, const struct spec *s)
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	const char *slow = getenv("MESHLANE_LAB_SLOWDOWN");
+	if (slow && atoi(slow) > 1)
+		slowdown = atoi(slow);
 	signal(SIGPIPE, SIG_IGN);
 	if (argc < 3)
 		die("usage: sockapp serve SPEC... | client PAR SPEC... | forward SPEC...");

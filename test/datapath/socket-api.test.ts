@@ -21,6 +21,8 @@ import { HAZARDS_OF_ALL, matrixMarkdown, unexplained } from "./socket-api-hazard
 const FIRST_PORT = 20_000;
 /** Connections in flight at once: the hung ones of a hazard row (10 s deadline each) overlap. */
 const PARALLEL = 8;
+/** Emulated guests (lab/qemu) run everything this many times slower; sockapp scales its own waits too. */
+const SLOWDOWN = Number(process.env.MESHLANE_LAB_SLOWDOWN ?? "1") || 1;
 
 describe("socket-API matrix", () => {
   const rows = matrixRows();
@@ -57,7 +59,7 @@ describe("socket-API matrix", () => {
     const clientReports = parseReports(r.stdout);
     // The server and relay report a connection when they close it, a moment after the client saw the end.
     const want = rows.reduce((n, row) => n + connectionsOf(row), 0);
-    for (const start = Date.now(); appReports.length < want && Date.now() - start < 15_000; ) await sleep(50);
+    for (const start = Date.now(); appReports.length < want && Date.now() - start < 15_000 * SLOWDOWN; ) await sleep(50);
     const byRow = new Map<string, Report[]>(rows.map((row) => [row.id, []]));
     const tagToRow = new Map(rows.map((row) => [row.id.replace(/[ ,=]/g, "_"), row.id]));
     for (const rep of clientReports) byRow.get(tagToRow.get(rep.id.replace(/#\d+$/, ""))!)!.push(rep);
