@@ -184,10 +184,15 @@ static void add_extra(struct rx *r, const char *fmt, ...)
 }
 
 static volatile sig_atomic_t deadline_hit;
+/* The relay's two sockets: at the deadline both are shut down, so that neither copying thread stays blocked. */
+static volatile int relay_fds[2] = { -1, -1 };
 static void on_alarm(int sig)
 {
 	(void)sig;
 	deadline_hit = 1;
+	for (int i = 0; i < 2; i++)
+		if (relay_fds[i] >= 0)
+			shutdown(relay_fds[i], SHUT_RDWR);
 }
 
 /* Ends a receive loop on n = the call's result; returns 1 when the loop should stop. */
@@ -798,6 +803,8 @@ static void forward_one(int fd, const struct spec *s)
 	if (connect(up, (struct sockaddr *)&sa, sizeof(sa))) {
 		n = snprintf(line, sizeof(line), "{\"side\":\"forwarder\",\"id\":\"%d\",\"end\":\"connect:%s\"}\n", s->port, strerrorname_np(errno));
 	} else {
+		relay_fds[0] = fd;
+		relay_fds[1] = up;
 		struct leg a = { fd, up, s->copy, 0, "" }, b = { up, fd, s->copy, 0, "" };
 		pthread_t ta, tb;
 		pthread_create(&ta, NULL, copy_leg, &a);
@@ -805,7 +812,7 @@ static void forward_one(int fd, const struct spec *s)
 		pthread_join(ta, NULL);
 		pthread_join(tb, NULL);
 		n = snprintf(line, sizeof(line), "{\"side\":\"forwarder\",\"id\":\"%d\",\"rx\":%ld,\"end\":\"%s\",\"tx\":%ld,\"extra\":\"reply-leg=%s\"}\n",
-			     s->port, a.bytes, a.end, b.bytes, b.end);
+			     s->port, a.bytes, deadline_hit ? "hang" : a.end, b.bytes, b.end);
 	}
 	close(up);
 	close(fd);
