@@ -2,17 +2,11 @@
 // the loader turns into BPF map entries. One definition, one validator, used by
 // both sides so a document one side writes is always one the other side accepts.
 
+import { ISTIO_CONTROL_PORTS, ISTIO_LISTENERS, ISTIO_PROXY } from "../mesh/istio/names.js";
 import { parseCidr, parseIp, type Cidr } from "./ip.js";
 
 export const REGISTRATION_VERSION = 2;
 
-/** Istio's defaults, used when a pod does not say otherwise. */
-export const ISTIO_DEFAULTS = {
-  proxyUid: 1337,
-  proxyGid: 1337,
-  outboundPort: 15001,
-  inboundPort: 15006,
-} as const;
 
 /**
  * What sk_msg may redirect into (the app-safety rule, design.md "Only into a reader we know"):
@@ -56,17 +50,21 @@ export interface Registration {
   interception: Interception;
 }
 
+/** The settings of a pod injected with Istio's defaults (mesh/istio/names.ts). */
 export function defaultInterception(): Interception {
   return {
     mode: "REDIRECT",
-    ...ISTIO_DEFAULTS,
+    proxyUid: ISTIO_PROXY.uid,
+    proxyGid: ISTIO_PROXY.gid,
+    outboundPort: ISTIO_LISTENERS.outbound,
+    inboundPort: ISTIO_LISTENERS.inbound,
     includeOutboundIPRanges: "*",
     excludeOutboundIPRanges: [],
     includeOutboundPorts: [],
     excludeOutboundPorts: [],
     includeInboundPorts: "*",
     excludeInboundPorts: [],
-    controlPorts: [15000, 15004, 15020, 15021, 15090],
+    controlPorts: [...ISTIO_CONTROL_PORTS],
     redirect: DEFAULT_REDIRECT_MODE,
   };
 }

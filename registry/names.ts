@@ -14,6 +14,8 @@ export const POD_OPT_OUT_KEY = "meshlane.io/accelerate";
 export const ANNOTATION_STATUS = "meshlane.io/status";
 export const ANNOTATION_REASON = "meshlane.io/reason";
 export const ANNOTATION_INTERCEPTION = "meshlane.io/interception";
+/** Pod annotation choosing what sk_msg may redirect into: proxy | all | none (registry/document.ts REDIRECT_MODES). */
+export const ANNOTATION_REDIRECT = "meshlane.io/redirect";
 export const STATUS_ACCELERATED = "accelerated";
 export const STATUS_SKIPPED = "skipped";
 
