@@ -17,7 +17,7 @@ import { startRegistrar, type Registrar } from "../../../webhook/registrar/regis
 import { RegistryWriter } from "../../../webhook/registrar/writer.js";
 import { ControlPlane, Kubelet } from "../../../lab/controlplane/index.js";
 import { until } from "../../../lab/until.js";
-import { injectedPod, markedPod } from "./pods.js";
+import { injectedPod, markedPod } from "../../../lab/marked-pod.js";
 
 const NS = "shop";
 const silent = pino({ level: "silent" });

@@ -16,7 +16,7 @@ import { parseServeArgs, UsageError, type ServeOptions } from "../../../webhook/
 import { ControlPlane, Kubelet } from "../../../lab/controlplane/index.js";
 import { HttpsClient } from "../helpers/https.js";
 import { until } from "../../../lab/until.js";
-import { injectedPod, markedPod } from "./pods.js";
+import { injectedPod, markedPod } from "../../../lab/marked-pod.js";
 
 const CLI = new URL("../../../webhook/cli.ts", import.meta.url).pathname;
 const serve = (args: string[]): ServeOptions => (parseServeArgs(["serve", ...args]) as { options: ServeOptions }).options;
