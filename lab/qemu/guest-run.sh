@@ -7,8 +7,8 @@
 set -u
 repo=$1 out=$2
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp/home LANG=C.UTF-8 CI=true
-# TCG: processes start far slower than on the host (lab/topology/node.ts waitForLine).
-export MESHLANE_LAB_SLOWDOWN=6
+# TCG: processes start far slower than on the host (lab/until.ts LAB_SLOWDOWN).
+export MESHLANE_LAB_SLOWDOWN=12
 mkdir -p "$HOME"
 # PID 1's limit (4096) is below what HAProxy asks for; a node's systemd gives far more.
 ulimit -Hn 1048576 && ulimit -Sn 1048576

@@ -18,6 +18,7 @@ import { haproxyConfig, SIDECAR_LOG, type SidecarOptions } from "./haproxy.js";
 import { programCapture } from "../istio/capture.js";
 import type { Spec as SendSpec, Transfer as TransferResult } from "./peer.js";
 import { run } from "./run.js";
+import { LAB_SLOWDOWN } from "../until.js";
 import ts from "typescript";
 
 /** The checkout's root, from the sources (tsx) and from dist/ (the built demo) alike. */
@@ -340,11 +341,7 @@ function onLines(child: ChildProcess, each: (line: string) => void): void {
   });
 }
 
-// Under software emulation (lab/qemu's guests) a process starts ~20× slower; the
-// guest sets MESHLANE_LAB_SLOWDOWN so that a slow start is not taken for a dead one.
-const SLOWDOWN = Number(process.env.MESHLANE_LAB_SLOWDOWN ?? "1") || 1;
-
-export function waitForLine(child: ChildProcess, re: RegExp, what: string, timeoutMs = 15_000 * SLOWDOWN): Promise<void> {
+export function waitForLine(child: ChildProcess, re: RegExp, what: string, timeoutMs = 15_000 * LAB_SLOWDOWN): Promise<void> {
   return new Promise((resolve, reject) => {
     let buf = "", err = "";
     const t = setTimeout(() => reject(new Error(`${what}: no line matching ${re} within ${timeoutMs} ms; stderr: ${err}`)), timeoutMs);
