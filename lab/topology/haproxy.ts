@@ -14,13 +14,26 @@ export interface SidecarPorts {
 /** Log line: "<frontend> <client ip:port> -> <server ip:port> <bytes to client>". */
 export const SIDECAR_LOG = /^(outbound|inbound) (\S+) -> (\S+) (\d+)$/;
 
-export function haproxyConfig(ports: SidecarPorts): string {
+/**
+ * tcp: forwards bytes, one upstream connection per downstream one.
+ * http: parses every request and response and keeps upstream connections open for
+ * reuse by later requests (to the same original destination), as Envoy's HTTP
+ * connection manager and connection pool do; the benchmark's Envoy-like sidecar.
+ */
+export type SidecarMode = "tcp" | "http";
+
+const HTTP_DEFAULTS = `
+  option http-keep-alive
+  http-reuse always
+  timeout http-keep-alive 120s`;
+
+export function haproxyConfig(ports: SidecarPorts, mode: SidecarMode = "tcp"): string {
   return `global
   maxconn 4096
   log stdout format raw local0
 
 defaults
-  mode tcp
+  mode ${mode}${mode === "http" ? HTTP_DEFAULTS : ""}
   log global
   log-format "%ft %ci:%cp -> %si:%sp %B"
   timeout connect 5s

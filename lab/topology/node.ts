@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import { defaultInterception, REGISTRATION_VERSION, type Interception, type Registration } from "../../registry/document.js";
 import { findCgroup2Mount } from "../../loader/cgroup.js";
-import { haproxyConfig, SIDECAR_LOG } from "./haproxy.js";
+import { haproxyConfig, SIDECAR_LOG, type SidecarMode } from "./haproxy.js";
 import { istioNatRules } from "./istio-iptables.js";
 import type { Spec as SendSpec, Transfer as TransferResult } from "./peer.js";
 import { run } from "./run.js";
@@ -113,9 +113,9 @@ export class TestPod {
     return { answer };
   }
 
-  async startSidecar(cpus?: string): Promise<void> {
+  async startSidecar(cpus?: string, mode?: SidecarMode): Promise<void> {
     const cfg = join(this.node.workDir, `${this.name}-haproxy.cfg`);
-    writeFileSync(cfg, haproxyConfig({ outbound: this.interception.outboundPort, inbound: this.interception.inboundPort }), { mode: 0o644 });
+    writeFileSync(cfg, haproxyConfig({ outbound: this.interception.outboundPort, inbound: this.interception.inboundPort }, mode), { mode: 0o644 });
     const pin = cpus === undefined ? [] : ["taskset", "-c", cpus];
     const child = this.spawn([...pin, "haproxy", "-db", "-f", cfg], { uid: this.interception.proxyUid, gid: this.interception.proxyGid });
     let err = "";
@@ -200,7 +200,7 @@ export class TestNode {
    * rules (unless iptables is false) and, unless sidecar is false, HAProxy. `uid`
    * names the cgroup (default: a random one); pass the UID an API server gave the pod.
    */
-  async addPod(name: string, opts: { uid?: string; interception?: Partial<Interception>; sidecar?: boolean; sidecarCpus?: string; iptables?: boolean; underKubepods?: boolean } = {}): Promise<TestPod> {
+  async addPod(name: string, opts: { uid?: string; interception?: Partial<Interception>; sidecar?: boolean; sidecarCpus?: string; sidecarMode?: SidecarMode; iptables?: boolean; underKubepods?: boolean } = {}): Promise<TestPod> {
     const uid = opts.uid ?? randomUUID();
     const n = this.nextHost++;
     const ip = `${SUBNET}.${n}`;
@@ -221,7 +221,7 @@ export class TestNode {
       await run("ip", ["netns", "exec", netns, "iptables-restore"], istioNatRules(pod.interception, 4));
       await run("ip", ["netns", "exec", netns, "ip6tables-restore"], istioNatRules(pod.interception, 6));
     }
-    if (opts.sidecar !== false) await pod.startSidecar(opts.sidecarCpus);
+    if (opts.sidecar !== false) await pod.startSidecar(opts.sidecarCpus, opts.sidecarMode);
     return pod;
   }
 

@@ -1,0 +1,121 @@
+// Switching one loaded pod pair between the iptables path and meshlane, the way
+// users meet it: a registration added (iptables → meshlane), removed (meshlane →
+// iptables, the programs stay attached), and `detach` at uninstall. Before each
+// switch the pair carries short-connection traffic long enough to be in steady
+// state, so the connections of the old path leave their conntrack and TIME_WAIT
+// entries behind; the window after the switch is measured as consecutive wrk
+// runs. The window's p99 is bounded by its worst segment's p99 (no segment has
+// more than 1% of its requests above it, so neither has their union).
+
+import type { TestPod } from "../lab/topology/node.js";
+import { run } from "../lab/topology/run.js";
+import { counterDelta } from "./mesh.js";
+import type { SwitchPlan } from "./plan.js";
+import type { BenchTopology, Pair } from "./topology.js";
+import type { WrkResult } from "./wrk.js";
+
+export type SwitchKind = "register" | "deregister" | "detach";
+export const SWITCH_DRAIN_MS = 2000; // meshlane-loader detach's default
+
+/** Kernel counters of one pod's namespace that show stalled handshakes. */
+export interface StallCounters {
+  synRetrans: number;
+  /** Segments (SYNs included) dropped by the PAWS check, in TIME_WAIT and established. */
+  pawsRejected: number;
+  /** conntrack: packets whose entry could not be inserted, or were dropped. */
+  conntrackInsertFailed: number;
+  conntrackDrop: number;
+}
+
+export interface SwitchMeasurement {
+  kind: SwitchKind;
+  /** p99 of the steady state right before the switch, on the path switched from. */
+  steadyBefore: WrkResult;
+  segments: WrkResult[];
+  /** Client and server pod together, during the window. */
+  stalls: StallCounters;
+  /** meshlane's data-path counters during the window (when attached). */
+  counters?: Record<string, number>;
+}
+
+function netstatField(text: string, section: string, field: string): number {
+  const lines = text.split("\n").filter((l) => l.startsWith(`${section}:`));
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    const names = lines[i]!.split(/\s+/), values = lines[i + 1]!.split(/\s+/);
+    const at = names.indexOf(field);
+    if (at > 0) return Number(values[at]);
+  }
+  return 0;
+}
+
+/** Sums a column of /proc/net/stat/nf_conntrack (hexadecimal, one row per CPU). */
+function conntrackField(text: string, field: string): number {
+  const [head, ...rows] = text.trim().split("\n");
+  const at = head!.trim().split(/\s+/).indexOf(field);
+  return at < 0 ? 0 : rows.reduce((n, r) => n + parseInt(r.trim().split(/\s+/)[at]!, 16), 0);
+}
+
+async function podStalls(pod: TestPod): Promise<StallCounters> {
+  const read = async (file: string) => (await run("ip", ["netns", "exec", pod.netns, "cat", file])).stdout;
+  const [netstat, snmpCt] = await Promise.all([read("/proc/net/netstat"), read("/proc/net/stat/nf_conntrack")]);
+  return {
+    synRetrans: netstatField(netstat, "TcpExt", "TCPSynRetrans"),
+    pawsRejected: netstatField(netstat, "TcpExt", "PAWSEstab") + netstatField(netstat, "TcpExt", "PAWSActive") + netstatField(netstat, "TcpExt", "PAWSTimewait"),
+    conntrackInsertFailed: conntrackField(snmpCt, "insert_failed"),
+    conntrackDrop: conntrackField(snmpCt, "drop"),
+  };
+}
+
+async function pairStalls(pair: Pair): Promise<StallCounters> {
+  const [a, b] = await Promise.all([podStalls(pair.client), podStalls(pair.server)]);
+  return {
+    synRetrans: a.synRetrans + b.synRetrans,
+    pawsRejected: a.pawsRejected + b.pawsRejected,
+    conntrackInsertFailed: a.conntrackInsertFailed + b.conntrackInsertFailed,
+    conntrackDrop: a.conntrackDrop + b.conntrackDrop,
+  };
+}
+
+const minus = (a: StallCounters, b: StallCounters): StallCounters => ({
+  synRetrans: a.synRetrans - b.synRetrans,
+  pawsRejected: a.pawsRejected - b.pawsRejected,
+  conntrackInsertFailed: a.conntrackInsertFailed - b.conntrackInsertFailed,
+  conntrackDrop: a.conntrackDrop - b.conntrackDrop,
+});
+
+export async function runSwitchSeries(topo: BenchTopology, plan: SwitchPlan, log: (line: string) => void): Promise<SwitchMeasurement[]> {
+  const pair = topo.pairs.switch;
+  const registered = [{ pod: pair.client, redirect: "proxy" as const }, { pod: pair.server, redirect: "proxy" as const }];
+  const spec = { connections: plan.connections, connMode: "close" as const, placement: "one-cpu" as const };
+  const wrk = (seconds: number) => topo.wrk(pair, spec, seconds);
+  const out: SwitchMeasurement[] = [];
+  const window = async (kind: SwitchKind, steadyBefore: WrkResult, doSwitch: () => Promise<void>) => {
+    await doSwitch();
+    const stalls0 = await pairStalls(pair);
+    const counters0 = topo.mesh.counters();
+    const segments: WrkResult[] = [];
+    for (let t = 0; t < plan.windowSeconds; t += plan.segmentSeconds) segments.push(await wrk(plan.segmentSeconds));
+    const counters1 = topo.mesh.counters();
+    const m: SwitchMeasurement = { kind, steadyBefore, segments, stalls: minus(await pairStalls(pair), stalls0), ...(counters0 && counters1 ? { counters: counterDelta(counters0, counters1) } : {}) };
+    out.push(m);
+    const worst = Math.max(...segments.map((s) => s.latencyUs.p99));
+    log(`switch ${kind}: steady p99 ${Math.round(steadyBefore.latencyUs.p99)} µs, window p99 ≤ ${Math.round(worst)} µs, ${m.stalls.synRetrans} SYN retransmissions, ${m.stalls.pawsRejected} PAWS rejections`);
+  };
+  // Attached but unregistered is the iptables path (the programs leave such pods alone).
+  await topo.mesh.off();
+  topo.mesh.on([]);
+  await window("register", await wrk(plan.steadySeconds), async () => topo.mesh.on(registered));
+  await window("deregister", await wrk(plan.steadySeconds), async () => topo.mesh.on([]));
+  // Back on meshlane; the switch's own window passes before the steady state that precedes detach.
+  topo.mesh.on(registered);
+  for (let t = 0; t < plan.windowSeconds; t += plan.segmentSeconds) await wrk(plan.segmentSeconds);
+  await window("detach", await wrk(plan.steadySeconds), () => topo.mesh.off(SWITCH_DRAIN_MS));
+  return out;
+}
+
+export const windowP99Us = (m: SwitchMeasurement) => Math.max(...m.segments.map((s) => s.latencyUs.p99));
+
+export function switchFigure(m: SwitchMeasurement): { kind: SwitchKind; windowOverSteadyP99: number | null } {
+  const steady = m.steadyBefore.latencyUs.p99;
+  return { kind: m.kind, windowOverSteadyP99: steady > 0 ? windowP99Us(m) / steady : null };
+}
