@@ -15,6 +15,7 @@ import { enableBpfStats } from "./bpfstats.js";
 import { buildPingPong, runHopBenchmark, summariseHops } from "./hop.js";
 import { describeMachine, loadAverage1m } from "./machine.js";
 import { BODY_BYTES } from "./nginx.js";
+import { parseBenchArgs, selectPoints, type BenchArgs } from "./args.js";
 import { makePlan, schedule, seriesName } from "./plan.js";
 import { writeResultFiles } from "./output.js";
 import { formatUs } from "./report.js";
@@ -36,11 +37,17 @@ if (process.getuid?.() !== 0) {
 const ORCHESTRATOR_CPU = "0";
 execFileSync("taskset", ["-a", "-p", "-c", ORCHESTRATOR_CPU, String(process.pid)], { stdio: "ignore" });
 
-const quick = process.argv.includes("--quick");
-const plan = makePlan(quick);
-const outDir = quick ? join(RESULTS, "quick") : RESULTS;
-// The full run's report is bench/README.md; a quick run's stays beside its results.
-const readmePath = quick ? join(outDir, "README.md") : join(BENCH, "README.md");
+let args: BenchArgs;
+try {
+  args = parseBenchArgs(process.argv.slice(2));
+} catch (e) {
+  console.error(`bench: ${(e as Error).message}`);
+  process.exit(2);
+}
+const plan = selectPoints(makePlan(args.quick), args);
+const outDir = args.label ? join(RESULTS, args.label) : args.quick ? join(RESULTS, "quick") : RESULTS;
+// The full run's report is bench/README.md; any other run's stays beside its results.
+const readmePath = outDir === RESULTS ? join(BENCH, "README.md") : join(outDir, "README.md");
 
 // Cleanup runs once, from whichever comes first: the end of the run or a signal.
 const cleanups: (() => Promise<void>)[] = [];
@@ -69,7 +76,7 @@ const started = Date.now();
 const loadStart = loadAverage1m();
 try {
   cleanups.push(enableBpfStats());
-  const topology = await BenchTopology.create((c) => cleanups.push(c), plan.retryBudgetSec);
+  const topology = await BenchTopology.create((c) => cleanups.push(c), plan.retryBudgetSec, args.object ?? undefined);
   const steps = schedule(plan);
   const series = [...new Set(plan.points.map((p) => seriesName(p.series)))].join(", ");
   console.log(`bench: ${plan.name} run, ${steps.length} data-path measurements (series ${series}), then path switches and the per-hop micro-benchmark`);
@@ -81,9 +88,9 @@ try {
     progress(i, steps.length, m);
   }
   console.log(`bench: switching paths under load (${plan.switches.connections} connections, a new one per request)`);
-  const switches = await runSwitchSeries(topology, plan.switches, (line) => console.log(line));
+  const switches = args.skipSwitch ? [] : await runSwitchSeries(topology, plan.switches, (line) => console.log(line));
   console.log("bench: per-hop micro-benchmark");
-  const hopMeasurements = await runHopBenchmark(topology.node, topology.mesh, plan.hop, buildPingPong(topology.node.workDir));
+  const hopMeasurements = args.skipHop ? [] : await runHopBenchmark(topology.node, topology.mesh, plan.hop, buildPingPong(topology.node.workDir));
   const summary = summarise(measurements);
   const costs = programCosts(measurements);
   const results: BenchResults = {
@@ -100,6 +107,7 @@ try {
       loadAverage: { start: loadStart, end: loadAverage1m() },
       durationSec: (Date.now() - started) / 1000,
       bpfStats: true,
+      object: args.object,
       redirectModesHonoured: measurements.some((m) => m.mode === "meshlane-none") && measurements.filter((m) => m.mode === "meshlane-none").every((m) => (m.counters?.CNT_SOCKETS_PAIRED ?? 0) === 0),
     },
     summary,

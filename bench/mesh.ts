@@ -29,14 +29,14 @@ export class MeshSwitch {
   private attached: Attached | null = null;
   readonly pinDir: string;
 
-  constructor(private readonly node: TestNode) {
+  constructor(private readonly node: TestNode, private readonly objectPath?: string) {
     this.pinDir = `/sys/fs/bpf/meshlane-${node.id}`;
   }
 
   /** Programs attached to the node's kubepods, exactly `registered` in the pod maps. */
   on(registered: Registered[]): void {
     if (!this.attached) {
-      attach({ cgroup: this.node.kubepods, pinDir: this.pinDir });
+      attach({ cgroup: this.node.kubepods, pinDir: this.pinDir, ...(this.objectPath ? { objectPath: this.objectPath } : {}) });
       const open = (name: Parameters<typeof mapPinPath>[1]) => {
         const fd = bpf.objGet(mapPinPath(this.pinDir, name));
         if (fd === null) throw new Error(`map ${name} is not pinned under ${this.pinDir} after attach`);

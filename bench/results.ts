@@ -25,6 +25,8 @@ export interface RunConditions {
   loadAverage: { start: number; end: number };
   /** kernel.bpf_stats_enabled during the run (set to 1 for it, restored after). */
   bpfStats: boolean;
+  /** The BPF object attached, when not the build's own (bench --object). */
+  object: string | null;
   /** What the data path of this build does with interception.redirect (from the counters: does "none" pair sockets?). */
   redirectModesHonoured: boolean;
   durationSec: number;

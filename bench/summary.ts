@@ -157,6 +157,8 @@ export function programCosts(samples: Sample[]): ProgramCost[] {
 
 export interface TargetCheck {
   target: string;
+  /** ratio: a÷b; share: a fraction shown as a percentage. */
+  unit: "ratio" | "share";
   /** The figure the target is about at each point it covers. */
   values: { point: string; value: number | null }[];
   met: boolean;
@@ -173,10 +175,10 @@ const pointLabel = (r: { sidecar: Sidecar; placement: Placement; connMode: Conne
 /** The issue's targets, each judged at every point it covers (a target is met only if met at all of them). */
 export function checkTargets(rows: PointSummary[], costs: ProgramCost[], switches: SwitchFigure[]): TargetCheck[] {
   const check = <T extends { sidecar: Sidecar; placement: Placement; connMode: ConnectionMode; connections: number }>(
-    target: string, items: T[], value: (r: T) => number | null | undefined, ok: (v: number) => boolean,
+    target: string, items: T[], value: (r: T) => number | null | undefined, ok: (v: number) => boolean, unit: TargetCheck["unit"] = "ratio",
   ): TargetCheck => {
     const values = items.map((r) => ({ point: pointLabel(r), value: value(r) ?? null }));
-    return { target, values, met: values.length > 0 && values.every((v) => v.value !== null && ok(v.value)) };
+    return { target, unit, values, met: values.length > 0 && values.every((v) => v.value !== null && ok(v.value)) };
   };
   const tcpOne = rows.filter((r) => r.sidecar === "tcp" && r.placement === "one-cpu");
   const d = DEFAULT_MESHLANE_MODE;
@@ -185,8 +187,8 @@ export function checkTargets(rows: PointSummary[], costs: ProgramCost[], switche
     check(`new connection per request, 1–64 connections: ${d}/iptables req/s ≥ 1.0 (aim 1.1)`, tcpOne.filter((r) => r.connMode === "close"), (r) => r.vsIptables[d]?.qps, (v) => v >= 1.0),
     check(`keep-alive, 1–16 connections: ${d}/iptables req/s ≥ 1.4`, tcpOne.filter((r) => r.connMode === "keep-alive" && r.connections <= 16), (r) => r.vsIptables[d]?.qps, (v) => v >= 1.4),
     check(`keep-alive, 1–16 connections: ${d}/iptables p99 ≤ 0.75`, tcpOne.filter((r) => r.connMode === "keep-alive" && r.connections <= 16), (r) => r.vsIptables[d]?.p99, (v) => v <= 0.75),
-    check("unregistered pods: programs' run time ≤ 1% of the CPU time per request (highest repetition)", costs.filter((c) => c.mode === "unregistered"), (c) => c.share.max, (v) => v <= 0.01),
-    { target: "switching paths: p99 in the window after a switch ≤ 2× the steady state before it", values: switchValues, met: switchValues.length > 0 && switchValues.every((v) => v.value !== null && v.value <= 2) },
+    check("unregistered pods: programs' run time ≤ 1% of the CPU time per request (highest repetition)", costs.filter((c) => c.mode === "unregistered"), (c) => c.share.max, (v) => v <= 0.01, "share"),
+    { unit: "ratio", target: "switching paths: p99 in the window after a switch ≤ 2× the steady state before it", values: switchValues, met: switchValues.length > 0 && switchValues.every((v) => v.value !== null && v.value <= 2) },
   ];
 }
 

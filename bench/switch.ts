@@ -20,8 +20,9 @@ export const SWITCH_DRAIN_MS = 2000; // meshlane-loader detach's default
 /** Kernel counters of one pod's namespace that show stalled handshakes. */
 export interface StallCounters {
   synRetrans: number;
-  /** Segments (SYNs included) dropped by the PAWS check, in TIME_WAIT and established. */
-  pawsRejected: number;
+  /** SYNs a TIME_WAIT socket dropped on the PAWS check (TcpExt PAWSTimewait), and all other PAWS drops. */
+  pawsTimewait: number;
+  pawsOther: number;
   /** conntrack: packets whose entry could not be inserted, or were dropped. */
   conntrackInsertFailed: number;
   conntrackDrop: number;
@@ -29,11 +30,13 @@ export interface StallCounters {
 
 export interface SwitchMeasurement {
   kind: SwitchKind;
-  /** p99 of the steady state right before the switch, on the path switched from. */
+  /** The steady state right before the switch, on the path switched from… */
   steadyBefore: WrkResult;
+  /** …and the pods' stall counters during it. */
+  steadyStalls: PairStalls;
   segments: WrkResult[];
-  /** Client and server pod together, during the window. */
-  stalls: StallCounters;
+  /** Per pod, during the window. */
+  stalls: PairStalls;
   /** meshlane's data-path counters during the window (when attached). */
   counters?: Record<string, number>;
 }
@@ -60,56 +63,68 @@ async function podStalls(pod: TestPod): Promise<StallCounters> {
   const [netstat, snmpCt] = await Promise.all([read("/proc/net/netstat"), read("/proc/net/stat/nf_conntrack")]);
   return {
     synRetrans: netstatField(netstat, "TcpExt", "TCPSynRetrans"),
-    pawsRejected: netstatField(netstat, "TcpExt", "PAWSEstab") + netstatField(netstat, "TcpExt", "PAWSActive") + netstatField(netstat, "TcpExt", "PAWSTimewait"),
+    pawsTimewait: netstatField(netstat, "TcpExt", "PAWSTimewait"),
+    pawsOther: netstatField(netstat, "TcpExt", "PAWSEstab") + netstatField(netstat, "TcpExt", "PAWSActive") + netstatField(netstat, "TcpExt", "PAWSOldAck"),
     conntrackInsertFailed: conntrackField(snmpCt, "insert_failed"),
     conntrackDrop: conntrackField(snmpCt, "drop"),
   };
 }
 
-async function pairStalls(pair: Pair): Promise<StallCounters> {
-  const [a, b] = await Promise.all([podStalls(pair.client), podStalls(pair.server)]);
-  return {
-    synRetrans: a.synRetrans + b.synRetrans,
-    pawsRejected: a.pawsRejected + b.pawsRejected,
-    conntrackInsertFailed: a.conntrackInsertFailed + b.conntrackInsertFailed,
-    conntrackDrop: a.conntrackDrop + b.conntrackDrop,
-  };
+export interface PairStalls {
+  client: StallCounters;
+  server: StallCounters;
 }
 
-const minus = (a: StallCounters, b: StallCounters): StallCounters => ({
-  synRetrans: a.synRetrans - b.synRetrans,
-  pawsRejected: a.pawsRejected - b.pawsRejected,
-  conntrackInsertFailed: a.conntrackInsertFailed - b.conntrackInsertFailed,
-  conntrackDrop: a.conntrackDrop - b.conntrackDrop,
-});
+async function pairStalls(pair: Pair): Promise<PairStalls> {
+  const [client, server] = await Promise.all([podStalls(pair.client), podStalls(pair.server)]);
+  return { client, server };
+}
+
+const minus = (a: StallCounters, b: StallCounters) =>
+  Object.fromEntries(Object.keys(a).map((k) => [k, a[k as keyof StallCounters] - b[k as keyof StallCounters]])) as unknown as StallCounters;
+
+/** Sum of one counter over both pods. */
+export const stallTotal = (s: PairStalls, k: keyof StallCounters) => s.client[k] + s.server[k];
 
 export async function runSwitchSeries(topo: BenchTopology, plan: SwitchPlan, log: (line: string) => void): Promise<SwitchMeasurement[]> {
   const pair = topo.pairs.switch;
   const registered = [{ pod: pair.client, redirect: "proxy" as const }, { pod: pair.server, redirect: "proxy" as const }];
   const spec = { connections: plan.connections, connMode: "close" as const, placement: "one-cpu" as const };
-  const wrk = (seconds: number) => topo.wrk(pair, spec, seconds);
-  const out: SwitchMeasurement[] = [];
-  const window = async (kind: SwitchKind, steadyBefore: WrkResult, doSwitch: () => Promise<void>) => {
-    await doSwitch();
+  /** Consecutive wrk runs filling `seconds`, with the pods' stall counters over them. */
+  const traffic = async (seconds: number, segmentSeconds: number) => {
     const stalls0 = await pairStalls(pair);
-    const counters0 = topo.mesh.counters();
     const segments: WrkResult[] = [];
-    for (let t = 0; t < plan.windowSeconds; t += plan.segmentSeconds) segments.push(await wrk(plan.segmentSeconds));
+    for (let t = 0; t < seconds; t += segmentSeconds) segments.push(await topo.wrk(pair, spec, Math.min(segmentSeconds, seconds - t)));
+    const stalls1 = await pairStalls(pair);
+    return { segments, stalls: { client: minus(stalls1.client, stalls0.client), server: minus(stalls1.server, stalls0.server) } };
+  };
+  const out: SwitchMeasurement[] = [];
+  const measureSwitch = async (kind: SwitchKind, doSwitch: () => Promise<void>) => {
+    const steady = await traffic(plan.steadySeconds, plan.steadySeconds);
+    await doSwitch();
+    const counters0 = topo.mesh.counters();
+    const { segments, stalls } = await traffic(plan.windowSeconds, plan.segmentSeconds);
     const counters1 = topo.mesh.counters();
-    const m: SwitchMeasurement = { kind, steadyBefore, segments, stalls: minus(await pairStalls(pair), stalls0), ...(counters0 && counters1 ? { counters: counterDelta(counters0, counters1) } : {}) };
+    const m: SwitchMeasurement = {
+      kind,
+      steadyBefore: steady.segments[0]!,
+      steadyStalls: steady.stalls,
+      segments,
+      stalls,
+      ...(counters0 && counters1 ? { counters: counterDelta(counters0, counters1) } : {}),
+    };
     out.push(m);
-    const worst = Math.max(...segments.map((s) => s.latencyUs.p99));
-    log(`switch ${kind}: steady p99 ${Math.round(steadyBefore.latencyUs.p99)} µs, window p99 ≤ ${Math.round(worst)} µs, ${m.stalls.synRetrans} SYN retransmissions, ${m.stalls.pawsRejected} PAWS rejections`);
+    log(`switch ${kind}: steady p99 ${Math.round(m.steadyBefore.latencyUs.p99)} µs, window p99 ≤ ${Math.round(windowP99Us(m))} µs, SYN retransmissions client/server ${stalls.client.synRetrans}/${stalls.server.synRetrans}, PAWS drops in TIME_WAIT ${stalls.client.pawsTimewait}/${stalls.server.pawsTimewait} (steady: ${steady.stalls.client.synRetrans + steady.stalls.server.synRetrans} SYN retransmissions)`);
   };
   // Attached but unregistered is the iptables path (the programs leave such pods alone).
   await topo.mesh.off();
   topo.mesh.on([]);
-  await window("register", await wrk(plan.steadySeconds), async () => topo.mesh.on(registered));
-  await window("deregister", await wrk(plan.steadySeconds), async () => topo.mesh.on([]));
-  // Back on meshlane; the switch's own window passes before the steady state that precedes detach.
+  await measureSwitch("register", async () => topo.mesh.on(registered));
+  await measureSwitch("deregister", async () => topo.mesh.on([]));
+  // Back on meshlane; that switch's own window passes before the steady state that precedes detach.
   topo.mesh.on(registered);
-  for (let t = 0; t < plan.windowSeconds; t += plan.segmentSeconds) await wrk(plan.segmentSeconds);
-  await window("detach", await wrk(plan.steadySeconds), () => topo.mesh.off(SWITCH_DRAIN_MS));
+  await traffic(plan.windowSeconds, plan.segmentSeconds);
+  await measureSwitch("detach", () => topo.mesh.off(SWITCH_DRAIN_MS));
   return out;
 }
 

@@ -106,9 +106,9 @@ export class BenchTopology {
   ) {}
 
   /** Builds everything; on failure removes what it built before rethrowing. */
-  static async create(register: (cleanup: () => Promise<void>) => void, retryBudgetSec: number): Promise<BenchTopology> {
+  static async create(register: (cleanup: () => Promise<void>) => void, retryBudgetSec: number, objectPath?: string): Promise<BenchTopology> {
     const node = await TestNode.create();
-    const mesh = new MeshSwitch(node);
+    const mesh = new MeshSwitch(node, objectPath);
     register(async () => {
       await mesh.off().catch((e) => console.error(`bench: detach failed: ${(e as Error).message}`));
       await node.destroy();
