@@ -12,6 +12,7 @@ export interface BenchArgs {
   /** Only these series (e.g. tcp-one-cpu), only this connection mode. */
   series: string[] | null;
   connMode: "keep-alive" | "close" | null;
+  skipPoints: boolean;
   skipSwitch: boolean;
   skipHop: boolean;
   /** A BPF object to attach instead of the build's bpf/meshlane.bpf.o. */
@@ -27,6 +28,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
       quick: { type: "boolean", default: false },
       series: { type: "string" },
       conn: { type: "string" },
+      "skip-points": { type: "boolean", default: false },
       "skip-switch": { type: "boolean", default: false },
       "skip-hop": { type: "boolean", default: false },
       object: { type: "string" },
@@ -36,13 +38,14 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
   });
   const conn = values.conn ?? null;
   if (conn !== null && conn !== "keep-alive" && conn !== "close") throw new Error(`--conn must be keep-alive or close, not ${JSON.stringify(conn)}`);
-  const partial = values.series !== undefined || conn !== null || values["skip-switch"] || values["skip-hop"] || values.object !== undefined;
+  const partial = values.series !== undefined || conn !== null || values["skip-points"] || values["skip-switch"] || values["skip-hop"] || values.object !== undefined;
   if (partial && !values.label) throw new Error("a partial run (--series, --conn, --skip-*, --object) needs --label NAME: its results go to bench/results/NAME/");
   if (values.label && !/^[a-z0-9][a-z0-9-]*$/.test(values.label)) throw new Error(`--label must be lower-case letters, digits and dashes, not ${JSON.stringify(values.label)}`);
   return {
     quick: values.quick!,
     series: values.series ? values.series.split(",") : null,
     connMode: conn,
+    skipPoints: values["skip-points"]!,
     skipSwitch: values["skip-switch"]!,
     skipHop: values["skip-hop"]!,
     object: values.object ?? null,
@@ -54,6 +57,6 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
 export function selectPoints(plan: Plan, args: BenchArgs): Plan {
   const known = new Set(plan.points.map((p) => seriesName(p.series)));
   for (const s of args.series ?? []) if (!known.has(s)) throw new Error(`unknown series ${s}: one of ${[...known].join(", ")}`);
-  const points = plan.points.filter((p) => (!args.series || args.series.includes(seriesName(p.series))) && (!args.connMode || p.connMode === args.connMode));
+  const points = plan.points.filter((p) => !args.skipPoints && (!args.series || args.series.includes(seriesName(p.series))) && (!args.connMode || p.connMode === args.connMode));
   return { ...plan, points };
 }

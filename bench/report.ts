@@ -239,11 +239,64 @@ function otherBenchmarks(files: { name: string; path: string; command: string }[
   return lines.join("\n");
 }
 
+/** A partial run of a data-path variant (bench --object … --label exp-…), shown beside this run's figures. */
+export interface Variant {
+  label: string;
+  results: BenchResults;
+}
+
+function variantsSection(variants: Variant[]): string {
+  if (variants.length === 0) return "";
+  const d = DEFAULT_MESHLANE_MODE;
+  const rows = variants.flatMap((v) =>
+    v.results.summary
+      .filter((p) => p.connMode === "close" && p.placement === "one-cpu" && p.modes.iptables && p.modes[d])
+      .map((p) => {
+        const c = v.results.costs.find((x) => x.mode === d && x.sidecar === p.sidecar && x.placement === p.placement && x.connMode === p.connMode && x.connections === p.connections);
+        const ipt = p.modes.iptables!.cpuSecPer1kRequests * 1000, ml = p.modes[d]!.cpuSecPer1kRequests * 1000;
+        const ns = (n: string) => (c?.programs[n] ? String(Math.round(c.programs[n]!.nsPerRequest)) : "–");
+        return [
+          `${v.label}${v.results.conditions.object ? "" : " (build)"}`,
+          `${p.sidecar} ×${p.connections}`,
+          formatRatio(p.vsIptables[d]?.qps),
+          PROGRAM_COLUMNS.map(ns).join(" / "),
+          c ? `${Math.round(c.bpfNsPerRequest)} ns` : "–",
+          c ? c.pairedPerRequest.toFixed(2) : "–",
+          `${ipt.toFixed(1)} → ${ml.toFixed(1)} µs (${ml >= ipt ? "+" : ""}${(ml - ipt).toFixed(1)})`,
+        ];
+      }),
+  );
+  const switches = variants.flatMap((v) =>
+    v.results.switches.map((m) => [
+      `${v.label}${v.results.conditions.object ? "" : " (build)"}`,
+      m.kind,
+      formatUs(m.steadyBefore.latencyUs.p99),
+      formatUs(windowP99Us(m)),
+      `**${formatRatio(switchFigure(m).windowOverSteadyP99)}**`,
+      formatRate(stallTotal(m.stalls, "synRetrans")),
+      formatRate(stallTotal(m.stalls, "pawsTimewait")),
+    ]),
+  );
+  return `## Data-path variants (before / after)
+
+Partial runs (\`npm run bench -- --quick --object FILE --label exp-NAME …\`), each with its own
+iptables baseline, results in \`bench/results/exp-NAME/\`; docs/benchmarks.md says what each
+variant changes. Per connection, a new connection per request, one CPU, mode ${short(d)}:
+
+${rows.length ? table(["variant", "point", `${short(d)}÷iptables req/s`, `ns per request: ${PROGRAM_COLUMNS.map((n) => n.replace("mesh_", "")).join(" / ")}`, "programs per request", "sockets paired per request", "pods' CPU per request, iptables → meshlane"], rows) : "(no variant measured short connections)"}
+
+${switches.length ? `Path switches:
+
+${table(["variant", "switch", "steady p99 before", "window p99", "window ÷ steady", "SYN retransmissions", "SYNs dropped by PAWS in TIME_WAIT"], switches)}
+` : ""}`;
+}
+
 export interface ReportOptions {
   /** Where the charts are, relative to the report ("results/" for bench/README.md, "" beside them). */
   chartDir: string;
   /** Result files of the other benchmarks to mention. */
   others: { name: string; path: string; command: string }[];
+  variants: Variant[];
 }
 
 export function markdownReport(r: BenchResults, opts: ReportOptions): string {
@@ -325,6 +378,7 @@ over the window.
 
 ${switchTable(r)}
 
+${variantsSection(opts.variants)}
 ## Which path the traffic took (counters summed over the measured runs)
 
 ${evidenceTable(r)}

@@ -34,6 +34,8 @@ export interface SwitchMeasurement {
   steadyBefore: WrkResult;
   /** …and the pods' stall counters during it. */
   steadyStalls: PairStalls;
+  /** TIME_WAIT sockets per pod at the switch, by local address:port and peer address. */
+  timeWait: { client: Record<string, number>; server: Record<string, number> };
   segments: WrkResult[];
   /** Per pod, during the window. */
   stalls: PairStalls;
@@ -70,6 +72,21 @@ async function podStalls(pod: TestPod): Promise<StallCounters> {
   };
 }
 
+const LISTENER_PORTS = new Set(["8080", "15001", "15006"]);
+
+/** TIME_WAIT sockets in a pod by local port: which hop's old connections a new SYN can meet. */
+async function timeWaitByPort(pod: TestPod): Promise<Record<string, number>> {
+  const r = await run("ip", ["netns", "exec", pod.netns, "ss", "-Htan", "state", "time-wait"]);
+  const out: Record<string, number> = {};
+  for (const line of r.stdout.split("\n").filter(Boolean)) {
+    // Recv-Q Send-Q Local:Port Peer:Port: keep the local address and port, the peer's address.
+    const [, , local, peer] = line.trim().split(/\s+/);
+    const key = `${local!.replace(/:(\d+)$/, (p, port: string) => (LISTENER_PORTS.has(port) ? p : ":ephemeral"))} ← ${peer!.replace(/:\d+$/, "")}`;
+    out[key] = (out[key] ?? 0) + 1;
+  }
+  return out;
+}
+
 export interface PairStalls {
   client: StallCounters;
   server: StallCounters;
@@ -101,6 +118,7 @@ export async function runSwitchSeries(topo: BenchTopology, plan: SwitchPlan, log
   const out: SwitchMeasurement[] = [];
   const measureSwitch = async (kind: SwitchKind, doSwitch: () => Promise<void>) => {
     const steady = await traffic(plan.steadySeconds, plan.steadySeconds);
+    const timeWait = { client: await timeWaitByPort(pair.client), server: await timeWaitByPort(pair.server) };
     await doSwitch();
     const counters0 = topo.mesh.counters();
     const { segments, stalls } = await traffic(plan.windowSeconds, plan.segmentSeconds);
@@ -109,6 +127,7 @@ export async function runSwitchSeries(topo: BenchTopology, plan: SwitchPlan, log
       kind,
       steadyBefore: steady.segments[0]!,
       steadyStalls: steady.stalls,
+      timeWait,
       segments,
       stalls,
       ...(counters0 && counters1 ? { counters: counterDelta(counters0, counters1) } : {}),
