@@ -114,8 +114,8 @@ export class BenchTopology {
       await node.destroy();
     });
     const meshedPair = async (prefix: string, sidecarMode: Sidecar): Promise<Pair> => ({
-      client: await node.addPod(`${prefix}-client`, { sidecarCpus: BENCH_CPU, sidecarMode }),
-      server: await node.addPod(`${prefix}-server`, { sidecarCpus: BENCH_CPU, sidecarMode }),
+      client: await node.addPod(`${prefix}-client`, { sidecarCpus: BENCH_CPU, sidecarOptions: { http: sidecarMode === "http" } }),
+      server: await node.addPod(`${prefix}-server`, { sidecarCpus: BENCH_CPU, sidecarOptions: { http: sidecarMode === "http" } }),
     });
     const pairs: Record<PairName, Pair> = {
       plain: {

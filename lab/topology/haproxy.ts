@@ -11,29 +11,33 @@ export interface SidecarPorts {
   inbound: number;
 }
 
-/** Log line: "<frontend> <client ip:port> -> <server ip:port> <bytes to client>". */
-export const SIDECAR_LOG = /^(outbound|inbound) (\S+) -> (\S+) (\d+)$/;
-
-/**
- * tcp: forwards bytes, one upstream connection per downstream one.
- * http: parses every request and response and keeps upstream connections open for
- * reuse by later requests (to the same original destination), as Envoy's HTTP
- * connection manager and connection pool do; the benchmark's Envoy-like sidecar.
- */
-export type SidecarMode = "tcp" | "http";
+export interface SidecarOptions {
+  /** TCP Fast Open on both listeners and towards the servers (needs net.ipv4.tcp_fastopen=3 in the pod). */
+  tfo?: boolean;
+  /**
+   * HTTP mode: parse every request and response and keep upstream connections open
+   * for reuse by later requests (to the same original destination), as Envoy's HTTP
+   * connection manager and connection pool do; the benchmark's Envoy-like sidecar.
+   */
+  http?: boolean;
+}
 
 const HTTP_DEFAULTS = `
+  mode http
   option http-keep-alive
   http-reuse always
   timeout http-keep-alive 120s`;
 
-export function haproxyConfig(ports: SidecarPorts, mode: SidecarMode = "tcp"): string {
+/** Log line: "<frontend> <client ip:port> -> <server ip:port> <bytes to client>". */
+export const SIDECAR_LOG = /^(outbound|inbound) (\S+) -> (\S+) (\d+)$/;
+
+export function haproxyConfig(ports: SidecarPorts, opts: SidecarOptions = {}): string {
+  const tfo = opts.tfo ? " tfo" : "";
   return `global
   maxconn 4096
   log stdout format raw local0
 
-defaults
-  mode ${mode}${mode === "http" ? HTTP_DEFAULTS : ""}
+defaults${opts.http ? HTTP_DEFAULTS : "\n  mode tcp"}
   log global
   log-format "%ft %ci:%cp -> %si:%sp %B"
   timeout connect 5s
@@ -41,20 +45,20 @@ defaults
   timeout server 120s
 
 frontend outbound
-  bind 0.0.0.0:${ports.outbound}
-  bind :::${ports.outbound} v6only
+  bind 0.0.0.0:${ports.outbound}${tfo}
+  bind :::${ports.outbound} v6only${tfo}
   default_backend original_destination
 
 frontend inbound
-  bind 0.0.0.0:${ports.inbound}
-  bind :::${ports.inbound} v6only
+  bind 0.0.0.0:${ports.inbound}${tfo}
+  bind :::${ports.inbound} v6only${tfo}
   default_backend original_destination_from_passthrough
 
 backend original_destination
-  server orig 0.0.0.0:0
+  server orig 0.0.0.0:0${tfo}
 
 backend original_destination_from_passthrough
   source 127.0.0.6
-  server orig 0.0.0.0:0
+  server orig 0.0.0.0:0${tfo}
 `;
 }
