@@ -6,6 +6,7 @@
 
 import { existsSync, readFileSync } from "node:fs";
 import type { HopSummary } from "./hop.js";
+import { PROGRAM_NAMES } from "../loader/maps/codecs.js";
 import { DEFAULT_MESHLANE_MODE, MESHLANE_MODES, seriesName, type Mode, type Series } from "./plan.js";
 import type { BenchResults } from "./results.js";
 import type { ModeFigures, PointSummary, ProgramCost, TargetCheck } from "./summary.js";
@@ -100,16 +101,16 @@ function unregisteredSection(r: BenchResults): string {
   const costs = r.costs.filter((c) => c.mode === "unregistered");
   const qps = (c: ProgramCost) => r.summary.find((p) => p.sidecar === c.sidecar && p.placement === c.placement && p.connMode === c.connMode && p.connections === c.connections);
   return table(
-    ["point", "programs' run time per request", "pods' CPU time per request", "share: median (lowest–highest)", "runs per request: connect4 / sockops / getsockopt / sk_msg", "req/s iptables / attached-unregistered", "req/s ratio", "req/s spread (iptables / unregistered)"],
+    ["point", "programs' run time per request", "pods' CPU time per request", "share: median (lowest–highest)", `runs × ns per request: ${programsRun(costs).map(bare).join(" / ")}`, "req/s iptables / attached-unregistered", "req/s ratio", "req/s spread (iptables / unregistered)"],
     costs.map((c) => {
       const p = qps(c);
-      const runs = (n: string) => (c.programs[n]?.runsPerRequest ?? 0).toFixed(2);
+      const runs = (n: string) => (c.programs[n] ? `${c.programs[n]!.runsPerRequest.toFixed(2)} × ${Math.round(c.programs[n]!.nsPerRun)}` : "–");
       return [
         `${c.sidecar} ${c.placement} ${c.connMode} ×${c.connections}`,
         `${Math.round(c.bpfNsPerRequest)} ns`,
         `${(c.cpuNsPerRequest / 1000).toFixed(1)} µs`,
         `**${pct(c.share.median)}** (${pct(c.share.min)}–${pct(c.share.max)})`,
-        ["mesh_connect4", "mesh_sockops", "mesh_getsockopt", "mesh_sk_msg"].map(runs).join(" / "),
+        programsRun(costs).map(runs).join(" / "),
         p?.modes.iptables && p.modes.unregistered ? `${formatRate(p.modes.iptables.requestsPerSec)} / ${formatRate(p.modes.unregistered.requestsPerSec)}` : "–",
         formatRatio(p?.vsIptables.unregistered?.qps),
         p?.modes.iptables && p.modes.unregistered ? `${pct(p.modes.iptables.qpsSpread, 0)} / ${pct(p.modes.unregistered.qpsSpread, 0)}` : "–",
@@ -118,16 +119,21 @@ function unregisteredSection(r: BenchResults): string {
   );
 }
 
-const PROGRAM_COLUMNS = ["mesh_connect4", "mesh_sockops", "mesh_getsockopt", "mesh_sk_msg"];
+/** The programs that ran at all in these costs, in the loader's order. */
+function programsRun(costs: ProgramCost[]): string[] {
+  return PROGRAM_NAMES.filter((n) => costs.some((c) => (c.programs[n]?.runsPerRequest ?? 0) > 0));
+}
+const bare = (n: string) => n.replace("mesh_", "");
 
 function breakdownTable(r: BenchResults): string {
   const rows = r.costs.filter((c) => c.connMode === "close" && c.placement === "one-cpu" && c.mode !== "unregistered");
+  const programs = programsRun(rows);
   return table(
-    ["point", "mode", ...PROGRAM_COLUMNS.map((n) => `${n.replace("mesh_", "")}: runs × ns`), "programs per request", "sockets paired per request", "sk_msg redirects per request", "inbound REDIRECT hits per request", "pods' CPU per request"],
+    ["point", "mode", ...programs.map((n) => `${bare(n)}: runs × ns`), "programs per request", "sockets paired per request", "sk_msg redirects per request", "inbound REDIRECT hits per request", "pods' CPU per request"],
     rows.map((c) => [
       `${c.sidecar} ×${c.connections}`,
       short(c.mode),
-      ...PROGRAM_COLUMNS.map((n) => (c.programs[n] ? `${c.programs[n]!.runsPerRequest.toFixed(2)} × ${Math.round(c.programs[n]!.nsPerRun)}` : "–")),
+      ...programs.map((n) => (c.programs[n] ? `${c.programs[n]!.runsPerRequest.toFixed(2)} × ${Math.round(c.programs[n]!.nsPerRun)}` : "–")),
       `${Math.round(c.bpfNsPerRequest)} ns`,
       c.pairedPerRequest.toFixed(2),
       c.redirectedPerRequest.toFixed(2),
@@ -255,11 +261,12 @@ function variantsSection(variants: Variant[]): string {
         const c = v.results.costs.find((x) => x.mode === d && x.sidecar === p.sidecar && x.placement === p.placement && x.connMode === p.connMode && x.connections === p.connections);
         const ipt = p.modes.iptables!.cpuSecPer1kRequests * 1000, ml = p.modes[d]!.cpuSecPer1kRequests * 1000;
         const ns = (n: string) => (c?.programs[n] ? String(Math.round(c.programs[n]!.nsPerRequest)) : "–");
+        const programs = programsRun(v.results.costs);
         return [
-          `${v.label}${v.results.conditions.object ? "" : " (build)"}`,
+          v.label,
           `${p.sidecar} ×${p.connections}`,
           formatRatio(p.vsIptables[d]?.qps),
-          PROGRAM_COLUMNS.map(ns).join(" / "),
+          programs.map((n) => `${bare(n)} ${ns(n)}`).join(", "),
           c ? `${Math.round(c.bpfNsPerRequest)} ns` : "–",
           c ? c.pairedPerRequest.toFixed(2) : "–",
           `${ipt.toFixed(1)} → ${ml.toFixed(1)} µs (${ml >= ipt ? "+" : ""}${(ml - ipt).toFixed(1)})`,
@@ -268,7 +275,7 @@ function variantsSection(variants: Variant[]): string {
   );
   const switches = variants.flatMap((v) =>
     v.results.switches.map((m) => [
-      `${v.label}${v.results.conditions.object ? "" : " (build)"}`,
+      v.label,
       m.kind,
       formatUs(m.steadyBefore.latencyUs.p99),
       formatUs(windowP99Us(m)),
@@ -283,7 +290,7 @@ Partial runs (\`npm run bench -- --quick --object FILE --label exp-NAME …\`), 
 iptables baseline, results in \`bench/results/exp-NAME/\`; docs/benchmarks.md says what each
 variant changes. Per connection, a new connection per request, one CPU, mode ${short(d)}:
 
-${rows.length ? table(["variant", "point", `${short(d)}÷iptables req/s`, `ns per request: ${PROGRAM_COLUMNS.map((n) => n.replace("mesh_", "")).join(" / ")}`, "programs per request", "sockets paired per request", "pods' CPU per request, iptables → meshlane"], rows) : "(no variant measured short connections)"}
+${rows.length ? table(["variant", "point", `${short(d)}÷iptables req/s`, "ns per request, by program", "programs per request", "sockets paired per request", "pods' CPU per request, iptables → meshlane"], rows) : "(no variant measured short connections)"}
 
 ${switches.length ? `Path switches:
 
@@ -440,6 +447,7 @@ function shortfallNotes(r: BenchResults): string {
   if (!r.conditions.redirectModesHonoured) {
     notes.push("- The redirect modes were measured on a data path that ignores them: the figures of all three meshlane modes are the `all` behaviour.");
   }
+  notes.push("- Where the time goes and what would close each gap: [docs/benchmarks.md](../docs/benchmarks.md) (causes measured, data-path changes proposed and measured as variants).");
   if (r.conditions.plan.name === "quick") notes.push("- A quick run: one short repetition per point, so single figures can be off by tens of percent; read the full run's.");
   return notes.join("\n");
 }

@@ -185,6 +185,8 @@ export class BenchTopology {
   private async measureOnce(step: Step, seconds: number, warmupSeconds: number): Promise<Measurement> {
     const { series, connMode, connections } = step.point;
     const pair = await this.setMode(step.mode, series.sidecar);
+    if (series.sidecar === "http" && lastMode.get(pair) !== step.mode) await dropPooledConnections(pair);
+    lastMode.set(pair, step.mode);
     const cpus = PLACEMENT_CPUS[series.placement];
     await pinPod(pair.client, cpus.client);
     await pinPod(pair.server, cpus.server);
@@ -235,6 +237,21 @@ const threadsOf = (pod: TestPod) => readFileSync(join(pod.cgroup, "cgroup.thread
 export async function prioritise(pod: TestPod): Promise<void> {
   const tids = threadsOf(pod);
   if (tids.length) await run("renice", ["-n", BENCH_NICE, "-p", ...tids]);
+}
+
+/** The mode each pair last measured: an HTTP sidecar's pooled connections belong to it. */
+const lastMode = new WeakMap<Pair, Mode>();
+
+/**
+ * An HTTP sidecar keeps its upstream connections for reuse, so without this a mode
+ * would be measured partly on connections set up (paired, or not) under the mode
+ * before it. Destroying the sidecars' idle upstream sockets (ss -K; their peers get
+ * a reset) makes the warm-up open them again under the mode being measured.
+ */
+async function dropPooledConnections(pair: Pair): Promise<void> {
+  for (const pod of [pair.client, pair.server]) {
+    await run("ip", ["netns", "exec", pod.netns, "ss", "-K", "-tn", `( dport = :${APP_PORT} or dport = :${pod.interception.inboundPort} )`]);
+  }
 }
 
 const pinnedTo = new WeakMap<TestPod, string>();
