@@ -9,7 +9,7 @@ import type { HopSummary } from "./hop.js";
 import { PROGRAM_NAMES } from "../loader/maps/codecs.js";
 import { DEFAULT_MESHLANE_MODE, MESHLANE_MODES, seriesName, type Mode, type Series } from "./plan.js";
 import type { BenchResults } from "./results.js";
-import type { ModeFigures, PointSummary, ProgramCost, TargetCheck } from "./summary.js";
+import { DISTURBED_SHARE, type ModeFigures, type PointSummary, type ProgramCost, type TargetCheck } from "./summary.js";
 import { stallTotal, switchFigure, windowP99Us } from "./switch.js";
 
 export function formatUs(us: number): string {
@@ -59,7 +59,7 @@ function pointTable(rows: PointSummary[]): string {
     ],
     rows.map((p) => [
       String(p.connections),
-      slashed(p, SHOWN, (m) => formatRate(m.requestsPerSec)),
+      slashed(p, SHOWN, (m) => `${formatRate(m.requestsPerSec)}${m.disturbed ? "†" : ""}`),
       ...MESHLANE_MODES.map((m) => (m === d ? `**${formatRatio(p.vsIptables[m]?.qps)}**` : formatRatio(p.vsIptables[m]?.qps))),
       slashed(p, SHOWN, (m) => formatUs(m.p99Us)),
       `**${formatRatio(p.vsIptables[d]?.p99)}**`,
@@ -94,6 +94,8 @@ ${pointTable(rows.filter((p) => p.connMode === "keep-alive"))}
 ### A new connection per request (\`Connection: close\`)
 
 ${pointTable(rows.filter((p) => p.connMode === "close"))}
+
+† at least one repetition ran while other work took more than ${pct(DISTURBED_SHARE, 0)} of the measurement's CPUs, after every retry the run's budget allowed.
 `;
 }
 
@@ -336,7 +338,9 @@ tracing headers), so even those ratios lean optimistic.
 
 ## Targets (issue 14)
 
-${table(["target", "met", "figures"], r.targets.map((t) => [t.target, t.met ? "yes" : "**no**", t.values.map((v) => `${v.point}: ${formatTarget(t, v.value)}`).join(", ")]))}
+${table(["target", "met", "figures"], r.targets.map((t) => [t.target, t.met ? "yes" : "**no**", t.values.map((v) => `${v.point}: ${formatTarget(t, v.value)}${v.disturbed ? "†" : ""}`).join(", ")]))}
+
+† a mode at this point was measured while other work took more than ${pct(DISTURBED_SHARE, 0)} of its CPUs (after every retry): the figure says little.
 
 ${shortfalls.length ? `## What falls short, and why
 

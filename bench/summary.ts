@@ -16,6 +16,8 @@ export interface Sample {
   connections: number;
   wrk: { requests: number; requestsPerSec: number; latencyUs: { p50: number; p90: number; p99: number }; errors: number };
   podCpuSec: number;
+  /** Other work's share of the measurement's CPUs (topology.ts); above DISTURBED_SHARE the figure is marked. */
+  foreignCpuShare?: number;
   progStats?: ProgStats;
   counters?: Record<string, number>;
   iptablesRedirects?: { outbound: number; inbound: number };
@@ -31,7 +33,12 @@ export interface ModeFigures {
   /** Relative spread of requests/s over the repetitions. */
   qpsSpread: number;
   errors: number;
+  /** Repetitions during which other work took more than DISTURBED_SHARE of the CPUs (after every retry). */
+  disturbed: number;
 }
+
+/** topology.ts's MAX_FOREIGN_SHARE: summaries must not import the topology (it spawns processes). */
+export const DISTURBED_SHARE = 0.1;
 
 export interface Ratios {
   qps: number | null;
@@ -62,6 +69,7 @@ function figures(samples: Sample[]): ModeFigures {
     cpuSecPer1kRequests: median(samples.map((s) => (s.wrk.requests ? (s.podCpuSec * 1000) / s.wrk.requests : Infinity))),
     qpsSpread: relativeSpread(rps),
     errors: samples.reduce((n, s) => n + s.wrk.errors, 0),
+    disturbed: samples.filter((s) => (s.foreignCpuShare ?? 0) > DISTURBED_SHARE).length,
   };
 }
 
@@ -160,7 +168,7 @@ export interface TargetCheck {
   /** ratio: a÷b; share: a fraction shown as a percentage. */
   unit: "ratio" | "share";
   /** The figure the target is about at each point it covers. */
-  values: { point: string; value: number | null }[];
+  values: { point: string; value: number | null; disturbed?: boolean }[];
   met: boolean;
 }
 
@@ -177,7 +185,7 @@ export function checkTargets(rows: PointSummary[], costs: ProgramCost[], switche
   const check = <T extends { sidecar: Sidecar; placement: Placement; connMode: ConnectionMode; connections: number }>(
     target: string, items: T[], value: (r: T) => number | null | undefined, ok: (v: number) => boolean, unit: TargetCheck["unit"] = "ratio",
   ): TargetCheck => {
-    const values = items.map((r) => ({ point: pointLabel(r), value: value(r) ?? null }));
+    const values = items.map((r) => ({ point: pointLabel(r), value: value(r) ?? null, ...("modes" in r && Object.values((r as unknown as PointSummary).modes).some((m) => m && m.disturbed > 0) ? { disturbed: true } : {}) }));
     return { target, unit, values, met: values.length > 0 && values.every((v) => v.value !== null && ok(v.value)) };
   };
   const tcpOne = rows.filter((r) => r.sidecar === "tcp" && r.placement === "one-cpu");

@@ -23,6 +23,7 @@ import { cgroupCpuUsec, cpuBusyUsec } from "./cpu.js";
 import { counterDelta, MeshSwitch } from "./mesh.js";
 import { APP_PORT, startNginx } from "./nginx.js";
 import { isMeshlane, redirectOf, type Mode, type Placement, type Sidecar, type Step } from "./plan.js";
+import { DISTURBED_SHARE } from "./summary.js";
 import { parseWrk, wrkArgv, type ConnectionMode, type WrkResult } from "./wrk.js";
 
 /**
@@ -55,7 +56,7 @@ export const BENCH_NICE = "-20";
  * and while the run's retry budget lasts, and the least disturbed attempt is
  * kept. The share is recorded with each result.
  */
-export const MAX_FOREIGN_SHARE = 0.1;
+export const MAX_FOREIGN_SHARE = DISTURBED_SHARE;
 export const MAX_ATTEMPTS = 3;
 
 /** Per-namespace settings applied to every benchmark pod alike. */
