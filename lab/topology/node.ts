@@ -15,7 +15,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { defaultInterception, REGISTRATION_VERSION, type Interception, type Registration } from "../../registry/document.js";
 import { findCgroup2Mount } from "../../loader/cgroup.js";
 import { haproxyConfig, SIDECAR_LOG, type SidecarOptions } from "./haproxy.js";
-import { istioNatRules } from "./istio-iptables.js";
+import { programCapture } from "../istio/capture.js";
 import type { Spec as SendSpec, Transfer as TransferResult } from "./peer.js";
 import { run } from "./run.js";
 import ts from "typescript";
@@ -225,10 +225,8 @@ export class TestNode {
     await run("ip", ["-n", netns, "addr", "add", `${ip}/24`, "dev", "eth0"]);
     await run("ip", ["-n", netns, "-6", "addr", "add", `${ip6}/64`, "dev", "eth0", "nodad"]);
     await run("ip", ["-n", netns, "link", "set", "eth0", "up"]);
-    if (opts.iptables !== false) {
-      await run("ip", ["netns", "exec", netns, "iptables-restore"], istioNatRules(pod.interception, 4));
-      await run("ip", ["netns", "exec", netns, "ip6tables-restore"], istioNatRules(pod.interception, 6));
-    }
+    // Istio's own istio-iptables, with the arguments Istio's injector writes for these settings.
+    if (opts.iptables !== false) await programCapture(netns, pod.interception);
     if (opts.sidecar !== false) await pod.startSidecar(opts.sidecarCpus, opts.sidecarOptions);
     return pod;
   }
@@ -342,7 +340,11 @@ function onLines(child: ChildProcess, each: (line: string) => void): void {
   });
 }
 
-export function waitForLine(child: ChildProcess, re: RegExp, what: string, timeoutMs = 15_000): Promise<void> {
+// Under software emulation (lab/qemu's guests) a process starts ~20× slower; the
+// guest sets MESHLANE_LAB_SLOWDOWN so that a slow start is not taken for a dead one.
+const SLOWDOWN = Number(process.env.MESHLANE_LAB_SLOWDOWN ?? "1") || 1;
+
+export function waitForLine(child: ChildProcess, re: RegExp, what: string, timeoutMs = 15_000 * SLOWDOWN): Promise<void> {
   return new Promise((resolve, reject) => {
     let buf = "", err = "";
     const t = setTimeout(() => reject(new Error(`${what}: no line matching ${re} within ${timeoutMs} ms; stderr: ${err}`)), timeoutMs);
