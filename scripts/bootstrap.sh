@@ -27,6 +27,8 @@ declare -A WANT=(
   [kmod]=/sbin/depmod
   [xz-utils]=/usr/bin/xz
   [debian-archive-keyring]=/usr/share/keyrings/debian-archive-keyring.gpg
+  # io_uring receive in the socket-API matrix (lab/apps).
+  [liburing-dev]=/usr/include/liburing.h
 )
 arch_triplet="$(gcc -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)"
 missing=()
