@@ -209,7 +209,7 @@ export class TestNode {
    * rules (unless iptables is false) and, unless sidecar is false, HAProxy. `uid`
    * names the cgroup (default: a random one); pass the UID an API server gave the pod.
    */
-  async addPod(name: string, opts: { uid?: string; interception?: Partial<Interception>; sidecar?: boolean; sidecarCpus?: string; iptables?: boolean; underKubepods?: boolean } = {}): Promise<TestPod> {
+  async addPod(name: string, opts: { uid?: string; interception?: Partial<Interception>; sidecar?: boolean; sidecarCpus?: string; sidecarOptions?: SidecarOptions; iptables?: boolean; underKubepods?: boolean } = {}): Promise<TestPod> {
     const uid = opts.uid ?? randomUUID();
     const n = this.nextHost++;
     const ip = `${SUBNET}.${n}`;
@@ -228,7 +228,7 @@ export class TestNode {
     await run("ip", ["-n", netns, "link", "set", "eth0", "up"]);
     // Istio's own istio-iptables, with the arguments Istio's injector writes for these settings.
     if (opts.iptables !== false) await programCapture(netns, pod.interception);
-    if (opts.sidecar !== false) await pod.startSidecar(opts.sidecarCpus);
+    if (opts.sidecar !== false) await pod.startSidecar(opts.sidecarCpus, opts.sidecarOptions);
     return pod;
   }
 
