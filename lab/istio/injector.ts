@@ -96,7 +96,8 @@ export function inject(inputs: readonly Obj[], variant: Variant = "classic"): Ob
     writeFileSync(input, text);
     const out = execFileSync(
       istioBinary("istioctl"),
-      // --revision: without one, istioctl asks a cluster for the default revision (and waits for it).
+      // --revision: without it istioctl asks a cluster for the default revision and, with
+      // none reachable, waits for ever; the injector files already say everything.
       ["kube-inject", "--revision", "default", "-f", input, "--injectConfigFile", files.config, "--valuesFile", files.values, "--meshConfigFile", files.mesh],
       { encoding: "utf8", maxBuffer: 256 << 20, stdio: ["ignore", "pipe", "pipe"], timeout: 120_000 },
     );
