@@ -73,7 +73,7 @@ async function main(): Promise<void> {
     const workDir = join(mesh.node.workDir, "cluster");
     mkdirSync(workDir);
     // Production resync periods: a resync lists every pod, which is not what is measured here.
-    cluster = await LocalCluster.start({ workDir, nodeName: NODE, kubepods: mesh.node.kubepods, pinDir: mesh.pinDir, apiTls: false, registrarResync: "1m", loaderResyncSeconds: 10 });
+    cluster = await LocalCluster.start({ workDir, nodes: [{ name: NODE, kubepods: mesh.node.kubepods, pinDir: mesh.pinDir }], registrarResync: "1m", loaderResyncSeconds: 10 });
     await cluster.createNamespace(NAMESPACE, { ...ISTIO_INJECTION_LABELS, ...MESHLANE_LABELS });
     await sleep(SETTLE_MS); // memory is read after the same quiet time before and after
     const before = await memory(cluster);
