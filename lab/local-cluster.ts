@@ -29,7 +29,7 @@ const FROM_SOURCES = import.meta.url.endsWith(".ts");
 const REPO = fileURLToPath(new URL(FROM_SOURCES ? "../" : "../../", import.meta.url));
 const MANIFEST = join(REPO, "manifests", "all-in-one.yaml");
 /** Istio's own injection output for a plain pod (../shared/fixtures/istio, see PROVENANCE.md). */
-const ISTIO_FIXTURE = join(REPO, "..", "shared", "fixtures", "istio", "pod.yaml.injected");
+export const ISTIO_FIXTURE = join(REPO, "..", "shared", "fixtures", "istio", "pod.yaml.injected");
 const OBJECTS = loadManifest(MANIFEST);
 const WEBHOOK_CONFIGURATION = find(OBJECTS, "MutatingWebhookConfiguration", "meshlane-webhook");
 const WEBHOOK_SERVICE = WEBHOOK_CONFIGURATION.webhooks![0]!.clientConfig.service!;
@@ -203,19 +203,9 @@ export class LocalCluster {
     this.webhook = undefined;
   }
 
-  /**
-   * The one field the lab changes in the manifest's configuration: clientConfig becomes a
-   * loopback URL (no kube-proxy here, and Endpoints may not hold loopback addresses).
-   */
   private async pointWebhookAt(port: number): Promise<void> {
     const admission = this.cp.admin.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
-    const name = WEBHOOK_CONFIGURATION.metadata!.name!;
-    const ops = WEBHOOK_CONFIGURATION.webhooks!.flatMap((w, i) => [
-      { op: "test", path: `/webhooks/${i}/name`, value: w.name },
-      { op: "remove", path: `/webhooks/${i}/clientConfig/service` },
-      { op: "add", path: `/webhooks/${i}/clientConfig/url`, value: `https://127.0.0.1:${port}${w.clientConfig.service!.path}` },
-    ]);
-    await admission.patchMutatingWebhookConfiguration({ name, body: ops }, setHeaderOptions("Content-Type", PatchStrategy.JsonPatch));
+    await admission.patchMutatingWebhookConfiguration({ name: WEBHOOK_CONFIGURATION.metadata!.name!, body: loopbackClientConfigPatch(port) }, setHeaderOptions("Content-Type", PatchStrategy.JsonPatch));
   }
 
   /** meshlane's marking of a pod created by server-side dry-run in a labelled namespace (admission runs, nothing is stored). */
@@ -312,6 +302,20 @@ export class LocalCluster {
       await this.cp.stop();
     }
   }
+}
+
+/**
+ * The one change the lab makes to the manifest's MutatingWebhookConfiguration (a JSON
+ * patch): clientConfig becomes a loopback URL with the manifest's path, as there is no
+ * kube-proxy here and Endpoints may not hold loopback addresses. The webhook's
+ * certificate must then name 127.0.0.1 (--san).
+ */
+export function loopbackClientConfigPatch(port: number): object[] {
+  return WEBHOOK_CONFIGURATION.webhooks!.flatMap((w, i) => [
+    { op: "test", path: `/webhooks/${i}/name`, value: w.name },
+    { op: "remove", path: `/webhooks/${i}/clientConfig/service` },
+    { op: "add", path: `/webhooks/${i}/clientConfig/url`, value: `https://127.0.0.1:${port}${w.clientConfig.service!.path}` },
+  ]);
 }
 
 function podBody(name: string): V1Pod {
