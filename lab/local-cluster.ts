@@ -14,10 +14,11 @@ import { get as httpGet, type IncomingMessage } from "node:http";
 import { get as httpsGet } from "node:https";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { AdmissionregistrationV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type V1ConfigMap, type V1Pod } from "@kubernetes/client-node";
+import { AdmissionregistrationV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type V1Pod } from "@kubernetes/client-node";
 import { validateInterception, type Interception } from "../registry/document.js";
 import { apiStatusCode } from "../registry/kube-errors.js";
-import { ANNOTATION_INTERCEPTION, ANNOTATION_STATUS, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, nodeConfigMapName, SYSTEM_NAMESPACE } from "../registry/names.js";
+import { ANNOTATION_INTERCEPTION, ANNOTATION_STATUS, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, SYSTEM_NAMESPACE } from "../registry/names.js";
+import { listRegistrations, type StoredRegistration } from "../registry/configmap.js";
 import { ControlPlane, Kubelet, type Identity } from "./controlplane/index.js";
 import { fixtureInjector, type SidecarInjector } from "./istio-stand-in.js";
 import { closedPort } from "./ports.js";
@@ -257,13 +258,9 @@ export class LocalCluster {
     return this.node(nodeName).kubelet.run(namespace, name, ips);
   }
 
-  async nodeConfigMap(nodeName = this.nodes[0]!.name): Promise<V1ConfigMap | undefined> {
-    try {
-      return await this.core.readNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, name: nodeConfigMapName(nodeName) });
-    } catch (e) {
-      if (apiStatusCode(e) === 404) return undefined;
-      throw e;
-    }
+  /** A node's registry objects (registry/configmap.ts); default: the first node. */
+  nodeRegistry(nodeName = this.nodes[0]!.name): Promise<StoredRegistration[]> {
+    return listRegistrations(this.core, nodeName);
   }
 
   /** The Prometheus text of the webhook's (HTTPS, verified with the CA it published) or a node's loader's /metrics. */

@@ -3,7 +3,7 @@
 
 import { parseArgs } from "node:util";
 import { pino } from "pino";
-import { attach, detach, DEFAULT_CONTROL_PORTS } from "./attach.js";
+import { attach, detach } from "./attach.js";
 import { startAgent } from "./agent.js";
 import { findCgroup2Mount, findKubepods } from "./cgroup.js";
 import { formatChecks, runDoctor } from "./doctor.js";
@@ -20,7 +20,7 @@ const USAGE = `usage: meshlane-loader <command> [options]
 commands:
   doctor                       check that this node can run meshlane's data path
   attach [--cgroup PATH]       load the programs, pin them and attach them (idempotent)
-         [--pin-dir DIR] [--control-ports 15000,15004,...]
+         [--pin-dir DIR]
   run --node NAME              keep the BPF maps equal to this node's registrations: watches
       [--kubeconfig FILE]      ConfigMap meshlane-node-NAME in meshlane-system (credentials:
                                --kubeconfig, else $KUBECONFIG, else the pod's service account)
@@ -52,14 +52,6 @@ function parseListen(text: string): { host: string; port: number } {
   return { host: text.slice(0, i) || "0.0.0.0", port };
 }
 
-function parsePorts(text: string): number[] {
-  return text.split(",").map((p) => {
-    const n = Number(p.trim());
-    if (!Number.isInteger(n) || n < 1 || n > 65535) throw new UsageError(`--control-ports: "${p}" is not a port`);
-    return n;
-  });
-}
-
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const { values } = parseArgs({
@@ -67,7 +59,6 @@ async function main(argv: string[]): Promise<number> {
     options: {
       cgroup: { type: "string" },
       "pin-dir": { type: "string", default: DEFAULT_PIN_DIR },
-      "control-ports": { type: "string" },
       object: { type: "string" },
       "registry-file": { type: "string" },
       node: { type: "string" },
@@ -93,7 +84,6 @@ async function main(argv: string[]): Promise<number> {
       const r = attach({
         cgroup: values.cgroup ?? kubepodsOrThrow(),
         pinDir,
-        controlPorts: values["control-ports"] ? parsePorts(values["control-ports"]) : DEFAULT_CONTROL_PORTS,
         ...(values.object ? { objectPath: values.object } : {}),
       });
       process.stdout.write(`attached to ${r.cgroup} (pins in ${pinDir})\n`);
