@@ -90,6 +90,7 @@ describe("RBAC, least privilege", () => {
       "(cluster) core/pods list",
       "(cluster) core/pods watch",
       `${SYSTEM_NAMESPACE} core/configmaps create`,
+      `${SYSTEM_NAMESPACE} core/configmaps delete`,
       `${SYSTEM_NAMESPACE} core/configmaps list`,
       `${SYSTEM_NAMESPACE} core/configmaps patch`,
       `${SYSTEM_NAMESPACE} core/secrets get [${certSecret}]`,

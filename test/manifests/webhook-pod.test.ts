@@ -146,12 +146,16 @@ describe("webhook Deployment pod, run as the manifest says", { timeout: 120_000 
     }
   });
 
-  it("the registrar registers the running pod on its node", async () => {
-    const pod = await new Kubelet("node-a", { node: cp.node("node-a"), scheduler: cp.admin }).run("shop", "web-1", ["10.244.1.5"]);
-    await until("node-a's registry holds the pod", async () => {
-      const registered = await listRegistrations(core, "node-a").catch(() => []);
-      return registered.some((r) => r.uid === pod.metadata!.uid);
-    }, 20_000, 100);
+  it("the registrar registers the running pod on its node, follows a change of its IP, and removes it once the pod is gone", async () => {
+    const kubelet = new Kubelet("node-a", { node: cp.node("node-a"), scheduler: cp.admin });
+    const pod = await kubelet.run("shop", "web-1", ["10.244.1.5"]);
+    const registration = async () => (await listRegistrations(core, "node-a").catch(() => [])).find((r) => r.uid === pod.metadata!.uid);
+    await until("node-a's registry holds the pod", async () => (await registration()) !== undefined, 20_000, 100);
+    await kubelet.run("shop", "web-1", ["10.244.1.6"]);
+    await until("the registration has the new IP", async () => (await registration())?.document?.includes("10.244.1.6") === true, 20_000, 100);
+    await core.deleteNamespacedPod({ namespace: "shop", name: "web-1" });
+    await kubelet.confirmDeletion("shop", "web-1");
+    await until("the registration is gone", async () => (await registration()) === undefined, 20_000, 100);
   });
 
   it("stops cleanly on SIGTERM", async () => {
