@@ -365,23 +365,27 @@ int mesh_getpeername4(struct bpf_sock_addr *ctx)
 	return 1;
 }
 
+/* Writes an IPv6 sockaddr from four words already loaded into registers. Callers
+ * load every word at a fixed offset before choosing: otherwise clang folds the
+ * IPv4-mapped and IPv6 branches into one pointer with a variable offset, which the
+ * verifier refuses to a loader holding only CAP_BPF and CAP_NET_ADMIN (the
+ * DaemonSet's capabilities) as "pointer arithmetic prohibited for !root". */
+static __always_inline void set_user_ip6(struct bpf_sock_addr *ctx, int v4_mapped, __u32 v4, __u32 a0, __u32 a1, __u32 a2, __u32 a3)
+{
+	ctx->user_ip6[0] = v4_mapped ? 0 : a0;
+	ctx->user_ip6[1] = v4_mapped ? 0 : a1;
+	ctx->user_ip6[2] = v4_mapped ? bpf_htonl(0xffff) : a2;
+	ctx->user_ip6[3] = v4_mapped ? v4 : a3;
+}
+
 SEC("cgroup/getpeername6")
 int mesh_getpeername6(struct bpf_sock_addr *ctx)
 {
 	struct sock_state *st = rewritten(ctx, SOCK_PEER_REWRITTEN);
 	if (!st)
 		return 1;
-	if (st->orig_family == AF_INET) {
-		ctx->user_ip6[0] = 0;
-		ctx->user_ip6[1] = 0;
-		ctx->user_ip6[2] = bpf_htonl(0xffff);
-		ctx->user_ip6[3] = st->orig_ip[0];
-	} else {
-		ctx->user_ip6[0] = st->orig_ip[0];
-		ctx->user_ip6[1] = st->orig_ip[1];
-		ctx->user_ip6[2] = st->orig_ip[2];
-		ctx->user_ip6[3] = st->orig_ip[3];
-	}
+	__u32 a0 = st->orig_ip[0], a1 = st->orig_ip[1], a2 = st->orig_ip[2], a3 = st->orig_ip[3];
+	set_user_ip6(ctx, st->orig_family == AF_INET, a0, a0, a1, a2, a3);
 	ctx->user_port = bpf_htons(st->orig_port);
 	return 1;
 }
@@ -410,21 +414,11 @@ int mesh_getsockname6(struct bpf_sock_addr *ctx)
 	struct pod_entry *pod = current_pod(&pod_id);
 	if (!pod)
 		return 1;
-	if (st->orig_family == AF_INET) {
-		if (!pod->ip4)
-			return 1;
-		ctx->user_ip6[0] = 0;
-		ctx->user_ip6[1] = 0;
-		ctx->user_ip6[2] = bpf_htonl(0xffff);
-		ctx->user_ip6[3] = pod->ip4;
-	} else {
-		if (!pod->ip6[0] && !pod->ip6[1] && !pod->ip6[2] && !pod->ip6[3])
-			return 1;
-		ctx->user_ip6[0] = pod->ip6[0];
-		ctx->user_ip6[1] = pod->ip6[1];
-		ctx->user_ip6[2] = pod->ip6[2];
-		ctx->user_ip6[3] = pod->ip6[3];
-	}
+	int v4 = st->orig_family == AF_INET;
+	__u32 ip4 = pod->ip4, a0 = pod->ip6[0], a1 = pod->ip6[1], a2 = pod->ip6[2], a3 = pod->ip6[3];
+	if (v4 ? !ip4 : !(a0 | a1 | a2 | a3))
+		return 1;
+	set_user_ip6(ctx, v4, ip4, a0, a1, a2, a3);
 	return 1;
 }
 
