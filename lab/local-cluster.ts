@@ -1,6 +1,6 @@
 // meshlane's control plane on one machine, as a cluster runs it: a real kube-apiserver
 // and etcd (lab/controlplane/) with manifests/all-in-one.yaml applied by kubectl, a
-// sidecar injector webhook (the Istio stand-in until Istio's own replaces it: see
+// sidecar injector webhook (Istio's real injector, istioctl kube-inject, behind an admission webhook: see
 // SidecarInjector), `meshlane-webhook serve --registrar` with its ServiceAccount's token,
 // called by the API server, and one `meshlane-loader run --node` per node with the
 // loader's token. A kubelet helper per node binds pods and reports their IPs as that
@@ -13,24 +13,20 @@ import { readFileSync } from "node:fs";
 import { get as httpGet, type IncomingMessage } from "node:http";
 import { get as httpsGet } from "node:https";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { AdmissionregistrationV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type V1Pod } from "@kubernetes/client-node";
 import { validateInterception, type Interception } from "../registry/document.js";
 import { apiStatusCode } from "../registry/kube-errors.js";
 import { ANNOTATION_INTERCEPTION, ANNOTATION_STATUS, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, SYSTEM_NAMESPACE } from "../registry/names.js";
 import { listRegistrations, type StoredRegistration } from "../registry/configmap.js";
 import { ControlPlane, Kubelet, type Identity } from "./controlplane/index.js";
-import { fixtureInjector, type SidecarInjector } from "./istio-stand-in.js";
+import { istioInjector, type SidecarInjector } from "./istio-injector-webhook.js";
 import { closedPort } from "./ports.js";
 import { until } from "./until.js";
 import { find, loadManifest } from "../test/manifests/manifest.js";
+import { REPO } from "./repo.js";
 
 /** Run from the sources (tests, under tsx) or from dist/ (the built demo): one level deeper. */
-const FROM_SOURCES = import.meta.url.endsWith(".ts");
-const REPO = fileURLToPath(new URL(FROM_SOURCES ? "../" : "../../", import.meta.url));
 const MANIFEST = join(REPO, "manifests", "all-in-one.yaml");
-/** Istio's own injection output for a plain pod (../shared/fixtures/istio, see PROVENANCE.md). */
-export const ISTIO_FIXTURE = join(REPO, "..", "shared", "fixtures", "istio", "pod.yaml.injected");
 const OBJECTS = loadManifest(MANIFEST);
 const WEBHOOK_CONFIGURATION = find(OBJECTS, "MutatingWebhookConfiguration", "meshlane-webhook");
 const WEBHOOK_SERVICE = WEBHOOK_CONFIGURATION.webhooks![0]!.clientConfig.service!;
@@ -49,7 +45,7 @@ export const MESHLANE_LABELS = { [NAMESPACE_LABEL]: NAMESPACE_LABEL_VALUE };
 
 /** The CLIs run as TypeScript from the sources, as JavaScript from dist/. */
 function cliCommand(cli: "webhook" | "loader"): string[] {
-  return FROM_SOURCES ? ["--import", "tsx", join(REPO, cli, "cli.ts")] : [join(REPO, "dist", cli, "cli.js")];
+  return import.meta.url.endsWith(".ts") ? ["--import", "tsx", join(REPO, cli, "cli.ts")] : [join(REPO, "dist", cli, "cli.js")];
 }
 
 /** A meshlane process: its output is kept, and lines can be awaited. */
@@ -132,7 +128,7 @@ export interface LocalClusterOptions {
   nodes: NodeOptions[];
   registrarResync?: string;
   loaderResyncSeconds?: number;
-  /** The sidecar injector the API server calls before meshlane; default: the Istio stand-in fed by Istio's fixture. */
+  /** The sidecar injector the API server calls before meshlane; default: Istio's own injector (lab/istio-injector-webhook.ts). */
   injector?: SidecarInjector;
 }
 
@@ -162,7 +158,7 @@ export class LocalCluster {
    */
   static async start(options: LocalClusterOptions): Promise<LocalCluster> {
     const cp = await ControlPlane.start({ parentDir: options.workDir });
-    const cluster = new LocalCluster(cp, options, options.injector ?? fixtureInjector(ISTIO_FIXTURE));
+    const cluster = new LocalCluster(cp, options, options.injector ?? istioInjector());
     try {
       await cp.kubectl(["apply", "-f", MANIFEST]);
       const admission = cp.admin.kubeConfig.makeApiClient(AdmissionregistrationV1Api);

@@ -4,11 +4,8 @@
 
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { REPO } from "../repo.js";
 
-/** Run from the sources (tests, under tsx) or from dist/ (the built demo): one level deeper. */
-const FROM_SOURCES = import.meta.url.endsWith(".ts");
-export const REPO = fileURLToPath(new URL(FROM_SOURCES ? "../../" : "../../../", import.meta.url));
 
 export interface KubeAssets {
   etcd: string;

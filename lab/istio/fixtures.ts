@@ -4,6 +4,8 @@
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { inject, podOf, type Variant } from "./injector.js";
+import { join } from "node:path";
+import { REPO } from "../repo.js";
 
 type Obj = Record<string, unknown>;
 
@@ -19,7 +21,7 @@ export const FIXTURES: Record<string, { input: string; variant: Variant | undefi
 };
 
 export function inputManifest(file: string): Obj {
-  return parse(readFileSync(new URL(`pods/${file}`, import.meta.url), "utf8")) as Obj;
+  return parse(readFileSync(join(REPO, "lab", "istio", "pods", file), "utf8")) as Obj;
 }
 
 /** The pod Istio's injector makes of one of meshlane's inputs, as the API server would store it. */

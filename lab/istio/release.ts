@@ -6,8 +6,9 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { meshlaneCache } from "../cache.js";
+import { REPO } from "../repo.js";
 
-const VERSION_FILE = new URL("../../scripts/lib/istio-version.sh", import.meta.url);
+const VERSION_FILE = join(REPO, "scripts", "lib", "istio-version.sh");
 
 function pinned(name: string): string {
   const m = new RegExp(`^${name}=(\\S+)$`, "m").exec(readFileSync(VERSION_FILE, "utf8"));

@@ -10,7 +10,6 @@ import { randomUUID } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import { defaultInterception, REGISTRATION_VERSION, type Interception, type Registration } from "../../registry/document.js";
 import { findCgroup2Mount } from "../../loader/cgroup.js";
@@ -20,18 +19,8 @@ import type { Spec as SendSpec, Transfer as TransferResult } from "./peer.js";
 import { run } from "./run.js";
 import { LAB_SLOWDOWN } from "../until.js";
 import ts from "typescript";
+import { REPO } from "../repo.js";
 
-/** The checkout's root, from the sources (tsx) and from dist/ (the built demo) alike. */
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    if (dirname(dir) === dir) throw new Error("test topology: cannot find the repository root");
-    dir = dirname(dir);
-  }
-  return dir;
-}
-
-const REPO = repoRoot();
 const PEER_SOURCE = join(REPO, "lab", "topology", "peer.ts");
 const SUBNET = "10.77.0";
 const SUBNET6 = "fd77::";

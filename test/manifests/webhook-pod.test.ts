@@ -27,8 +27,8 @@ import {
 import { until } from "../../lab/until.js";
 import { listRegistrations } from "../../registry/configmap.js";
 import { ControlPlane, Kubelet, type Identity } from "../../lab/controlplane/index.js";
-import { fixtureInjector, type SidecarInjector } from "../../lab/istio-stand-in.js";
-import { ISTIO_FIXTURE, loopbackClientConfigPatch } from "../../lab/local-cluster.js";
+import { istioInjector, type SidecarInjector } from "../../lab/istio-injector-webhook.js";
+import { loopbackClientConfigPatch } from "../../lab/local-cluster.js";
 import { execForm, lineage, parseDockerfile } from "./dockerfile.js";
 import { find, loadManifest, MANIFEST_PATH } from "./manifest.js";
 import { PodSandbox, RUN_ID } from "./pod-sandbox.js";
@@ -76,7 +76,7 @@ describe("webhook Deployment pod, run as the manifest says", { timeout: 120_000 
     await cp.kubectl(["apply", "-f", MANIFEST_PATH]);
     core = cp.admin.kubeConfig.makeApiClient(CoreV1Api);
     admission = cp.admin.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
-    injector = fixtureInjector(ISTIO_FIXTURE);
+    injector = istioInjector();
     await admission.createMutatingWebhookConfiguration({ body: await injector.start() });
     await admission.patchMutatingWebhookConfiguration({ name: mwcName, body: loopbackClientConfigPatch(servingPort) }, setHeaderOptions("Content-Type", PatchStrategy.JsonPatch));
     identity = await cp.serviceAccount(SYSTEM_NAMESPACE, podSpec.serviceAccountName!);
