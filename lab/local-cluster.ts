@@ -1,34 +1,47 @@
-// meshlane's control plane on one machine, as a cluster would run it: the Kubernetes
-// API stand-in with Istio's injector (fed by Istio's fixtures), meshlane's
-// MutatingWebhookConfiguration from manifests/all-in-one.yaml, `meshlane-webhook serve --registrar` and
-// `meshlane-loader run --node` as real processes talking to the stand-in through a
-// kubeconfig file. The data path underneath is the caller's: a TestNode's kubepods
-// cgroup with meshlane attached (pins in `pinDir`). Shared by the end-to-end test,
-// the propagation benchmark and the demo.
+// meshlane's control plane on one machine, as a cluster runs it: a real kube-apiserver
+// and etcd (lab/controlplane/) with manifests/all-in-one.yaml applied by kubectl, a
+// sidecar injector webhook (the Istio stand-in until Istio's own replaces it: see
+// SidecarInjector), `meshlane-webhook serve --registrar` with its ServiceAccount's token,
+// called by the API server, and one `meshlane-loader run --node` per node with the
+// loader's token. A kubelet helper per node binds pods and reports their IPs as that
+// node. The data path underneath is the caller's: each node's kubepods cgroup with
+// meshlane attached (pins in `pinDir`). Shared by the end-to-end test, the
+// propagation benchmark and the demo.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { get as httpGet, type IncomingMessage } from "node:http";
 import { get as httpsGet } from "node:https";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AdmissionregistrationV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type V1Pod } from "@kubernetes/client-node";
 import { validateInterception, type Interception } from "../registry/document.js";
-import { ANNOTATION_INTERCEPTION, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, SYSTEM_NAMESPACE } from "../registry/names.js";
+import { apiStatusCode } from "../registry/kube-errors.js";
+import { ANNOTATION_INTERCEPTION, ANNOTATION_STATUS, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, SYSTEM_NAMESPACE } from "../registry/names.js";
 import { listRegistrations, type StoredRegistration } from "../registry/configmap.js";
-import { istioInjectorFromFixture, start, type StandIn } from "../test/kube/apiserver/index.js";
+import { ControlPlane, Kubelet, type Identity } from "./controlplane/index.js";
+import { fixtureInjector, type SidecarInjector } from "./istio-stand-in.js";
 import { closedPort } from "./ports.js";
+import { until } from "./until.js";
 import { find, loadManifest } from "../test/manifests/manifest.js";
 
 /** Run from the sources (tests, under tsx) or from dist/ (the built demo): one level deeper. */
 const FROM_SOURCES = import.meta.url.endsWith(".ts");
 const REPO = fileURLToPath(new URL(FROM_SOURCES ? "../" : "../../", import.meta.url));
+const MANIFEST = join(REPO, "manifests", "all-in-one.yaml");
 /** Istio's own injection output for a plain pod (../shared/fixtures/istio, see PROVENANCE.md). */
-const ISTIO_FIXTURE = join(REPO, "..", "shared", "fixtures", "istio", "pod.yaml.injected");
-/** meshlane's webhook registration exactly as the manifest installs it (no caBundle: the webhook publishes its CA at start). */
-const WEBHOOK_CONFIGURATION = find(loadManifest(join(REPO, "manifests", "all-in-one.yaml")), "MutatingWebhookConfiguration", "meshlane-webhook");
+export const ISTIO_FIXTURE = join(REPO, "..", "shared", "fixtures", "istio", "pod.yaml.injected");
+const OBJECTS = loadManifest(MANIFEST);
+const WEBHOOK_CONFIGURATION = find(OBJECTS, "MutatingWebhookConfiguration", "meshlane-webhook");
 const WEBHOOK_SERVICE = WEBHOOK_CONFIGURATION.webhooks![0]!.clientConfig.service!;
 const WEBHOOK_DNS_NAME = `${WEBHOOK_SERVICE.name}.${WEBHOOK_SERVICE.namespace}.svc`;
+const WEBHOOK_DEPLOYMENT = find(OBJECTS, "Deployment", "meshlane-webhook");
+const WEBHOOK_SA = WEBHOOK_DEPLOYMENT.spec!.template.spec!.serviceAccountName!;
+const LOADER_SA = find(OBJECTS, "DaemonSet", "meshlane-loader").spec!.template.spec!.serviceAccountName!;
+/** The webhook's own args in the Deployment: --cert-secret, --webhook-config, --registrar, ... */
+export const WEBHOOK_ARGS = WEBHOOK_DEPLOYMENT.spec!.template.spec!.containers[0]!.args!.filter((a) => !a.startsWith("--port"));
+/** A labelled namespace the lab creates pods in only by dry-run, to see that admission is wired. */
+const PROBE_NAMESPACE = "meshlane-lab-probe";
 
 /** Namespace labels: Istio injects sidecars; meshlane accelerates them. */
 export const ISTIO_INJECTION_LABELS = { "istio-injection": "enabled" };
@@ -106,50 +119,67 @@ export class ServiceProcess {
   }
 }
 
-export interface LocalClusterOptions {
-  /** Holds the kubeconfig, the webhook's certificates, the audit log and the loader's state file. */
-  workDir: string;
-  nodeName: string;
+export interface NodeOptions {
+  name: string;
   /** The node's pod cgroup root and meshlane's pins there (already attached). */
   kubepods: string;
   pinDir: string;
+}
+
+export interface LocalClusterOptions {
+  /** Holds the control plane's directory, the webhook's audit log and the loaders' state files. */
+  workDir: string;
+  nodes: NodeOptions[];
   registrarResync?: string;
   loaderResyncSeconds?: number;
-  /**
-   * The API stand-in over HTTPS (default) or plain HTTP. client-node 2.0.1 opens a new
-   * connection, so a new TLS handshake, for every request; the stand-in does its half of
-   * each in this process, which a load test would measure instead of meshlane.
-   */
-  apiTls?: boolean;
+  /** The sidecar injector the API server calls before meshlane; default: the Istio stand-in fed by Istio's fixture. */
+  injector?: SidecarInjector;
+}
+
+export interface LocalNode extends NodeOptions {
+  kubelet: Kubelet;
+  loader: ServiceProcess | undefined;
+  loaderStateFile: string;
+  loaderMetricsPort: number;
 }
 
 export class LocalCluster {
   readonly core: CoreV1Api;
-  readonly kubeconfigPath: string;
   readonly auditLogPath: string;
-  readonly loaderStateFile: string;
+  readonly nodes: LocalNode[] = [];
   webhook: ServiceProcess | undefined;
-  loader: ServiceProcess | undefined;
+  private webhookIdentity: Identity | undefined;
   private webhookPort = 0;
-  private loaderMetricsPort = 0;
 
-  private constructor(readonly api: StandIn, readonly options: LocalClusterOptions) {
-    this.core = api.kubeConfig.makeApiClient(CoreV1Api);
-    this.kubeconfigPath = join(options.workDir, "kubeconfig");
+  private constructor(readonly cp: ControlPlane, readonly options: LocalClusterOptions, readonly injector: SidecarInjector) {
+    this.core = cp.admin.kubeConfig.makeApiClient(CoreV1Api);
     this.auditLogPath = join(options.workDir, "audit.log");
-    this.loaderStateFile = join(options.workDir, "loader-state.json");
   }
 
-  /** The API server, meshlane's webhook registration, then the webhook with its registrar, then the loader. */
+  /**
+   * The control plane, the manifest, the injector's configuration, the webhook with its
+   * registrar (then its clientConfig pointed at it), then a loader per node.
+   */
   static async start(options: LocalClusterOptions): Promise<LocalCluster> {
-    const api = await start({ tls: options.apiTls ?? true, mutators: [istioInjectorFromFixture(ISTIO_FIXTURE)] });
-    const cluster = new LocalCluster(api, options);
+    const cp = await ControlPlane.start({ parentDir: options.workDir });
+    const cluster = new LocalCluster(cp, options, options.injector ?? fixtureInjector(ISTIO_FIXTURE));
     try {
-      writeFileSync(cluster.kubeconfigPath, api.kubeConfig.exportConfig(), { mode: 0o600 });
-      await cluster.core.createNamespace({ body: { metadata: { name: SYSTEM_NAMESPACE } } });
-      await api.kubeConfig.makeApiClient(AdmissionregistrationV1Api).createMutatingWebhookConfiguration({ body: WEBHOOK_CONFIGURATION });
+      await cp.kubectl(["apply", "-f", MANIFEST]);
+      const admission = cp.admin.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
+      await admission.createMutatingWebhookConfiguration({ body: await cluster.injector.start() });
+      await cp.createNamespace(PROBE_NAMESPACE, { ...ISTIO_INJECTION_LABELS, ...MESHLANE_LABELS });
+      cluster.webhookIdentity = await cp.serviceAccount(SYSTEM_NAMESPACE, WEBHOOK_SA);
+      cluster.webhookPort = await closedPort();
       await cluster.startWebhook();
-      await cluster.startLoader();
+      await cluster.pointWebhookAt(cluster.webhookPort);
+      await until("the API server calls the injector and then meshlane's webhook", async () => (await cluster.admissionProbe()) === "accelerated", 30_000, 250);
+      for (const node of options.nodes) {
+        const kubelet = new Kubelet(node.name, { node: cp.node(node.name), scheduler: cp.admin });
+        await kubelet.register();
+        const local: LocalNode = { ...node, kubelet, loader: undefined, loaderStateFile: join(options.workDir, `loader-state-${node.name}.json`), loaderMetricsPort: 0 };
+        cluster.nodes.push(local);
+        await cluster.startLoader(local);
+      }
     } catch (e) {
       await cluster.stop();
       throw e;
@@ -157,65 +187,85 @@ export class LocalCluster {
     return cluster;
   }
 
-  private async startWebhook(): Promise<void> {
-    const { workDir, registrarResync = "1s" } = this.options;
+  /** The webhook process as the Deployment runs it, on a fixed loopback port so that a restart keeps its URL. */
+  async startWebhook(): Promise<void> {
+    const { registrarResync = "1s" } = this.options;
     this.webhook = ServiceProcess.spawn("meshlane-webhook", [
-      ...cliCommand("webhook"), "serve", "--self-signed", "--cert-dir", join(workDir, "webhook-certs"), "--webhook-config", WEBHOOK_CONFIGURATION.metadata!.name!,
-      "--port", "0", "--host", "127.0.0.1", "--audit-log", this.auditLogPath,
-      "--registrar", "--registrar-resync", registrarResync, "--kubeconfig", this.kubeconfigPath,
+      ...cliCommand("webhook"), ...WEBHOOK_ARGS, "--port", String(this.webhookPort), "--host", "127.0.0.1", "--san", "127.0.0.1",
+      "--audit-log", this.auditLogPath, "--registrar-resync", registrarResync, "--kubeconfig", this.webhookIdentity!.kubeconfigPath,
     ]);
-    this.webhookPort = Number((await this.webhook.waitFor(/"port":(\d+)[^\n]*"msg":"meshlane webhook listening/))[1]);
+    await this.webhook.waitFor(/"msg":"meshlane webhook listening/);
     await this.webhook.waitFor(/"msg":"registrar running"/);
-    this.makeWebhookReachable();
   }
 
-  private async startLoader(): Promise<void> {
-    const { nodeName, kubepods, pinDir, loaderResyncSeconds = 10 } = this.options;
-    this.loader = ServiceProcess.spawn("meshlane-loader", [
-      ...cliCommand("loader"), "run", "--node", nodeName, "--kubeconfig", this.kubeconfigPath, "--pin-dir", pinDir, "--kubepods", kubepods,
-      "--listen", "127.0.0.1:0", "--resync", String(loaderResyncSeconds), "--state-file", this.loaderStateFile,
+  /** The webhook's pods are gone: the API server's calls are refused (failurePolicy Ignore decides). */
+  async stopWebhook(): Promise<void> {
+    await this.webhook?.stop();
+    this.webhook = undefined;
+  }
+
+  private async pointWebhookAt(port: number): Promise<void> {
+    const admission = this.cp.admin.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
+    await admission.patchMutatingWebhookConfiguration({ name: WEBHOOK_CONFIGURATION.metadata!.name!, body: loopbackClientConfigPatch(port) }, setHeaderOptions("Content-Type", PatchStrategy.JsonPatch));
+  }
+
+  /** meshlane's marking of a pod created by server-side dry-run in a labelled namespace (admission runs, nothing is stored). */
+  private async admissionProbe(): Promise<string | undefined> {
+    const pod = await this.core.createNamespacedPod({ namespace: PROBE_NAMESPACE, dryRun: "All", body: podBody("probe") });
+    return pod.metadata?.annotations?.[ANNOTATION_STATUS];
+  }
+
+  private async startLoader(node: LocalNode): Promise<void> {
+    const { loaderResyncSeconds = 10 } = this.options;
+    const identity = await this.cp.serviceAccount(SYSTEM_NAMESPACE, LOADER_SA);
+    node.loader = ServiceProcess.spawn(`meshlane-loader ${node.name}`, [
+      ...cliCommand("loader"), "run", "--node", node.name, "--kubeconfig", identity.kubeconfigPath, "--pin-dir", node.pinDir, "--kubepods", node.kubepods,
+      "--listen", "127.0.0.1:0", "--resync", String(loaderResyncSeconds), "--state-file", node.loaderStateFile,
     ]);
-    this.loaderMetricsPort = Number((await this.loader.waitFor(/"metrics":\{[^}]*"port":(\d+)[^\n]*"msg":"loader running"/))[1]);
+    node.loaderMetricsPort = Number((await node.loader.waitFor(/"metrics":\{[^}]*"port":(\d+)[^\n]*"msg":"loader running"/))[1]);
   }
 
-  /** The Service in front of the webhook has no endpoint, as when its pods are down: the API server cannot call it. */
-  async makeWebhookUnreachable(): Promise<void> {
-    this.api.registerService(WEBHOOK_SERVICE.namespace, WEBHOOK_SERVICE.name, { host: "127.0.0.1", port: await closedPort() }, WEBHOOK_SERVICE.port);
+  node(name = this.nodes[0]!.name): LocalNode {
+    const node = this.nodes.find((n) => n.name === name);
+    if (!node) throw new Error(`no node ${name} in this cluster (${this.nodes.map((n) => n.name).join(", ")})`);
+    return node;
   }
 
-  makeWebhookReachable(): void {
-    this.api.registerService(WEBHOOK_SERVICE.namespace, WEBHOOK_SERVICE.name, { host: "127.0.0.1", port: this.webhookPort }, WEBHOOK_SERVICE.port);
+  /** A namespace with these labels (and its default ServiceAccount). */
+  createNamespace(name: string, labels: Record<string, string>): Promise<void> {
+    return this.cp.createNamespace(name, labels);
   }
 
-  async createNamespace(name: string, labels: Record<string, string>): Promise<void> {
-    await this.core.createNamespace({ body: { metadata: { name, labels } } });
-  }
-
-  /** What `kubectl label namespace NAME key=value` does. */
+  /** `kubectl label namespace NAME key=value`. */
   async labelNamespace(name: string, labels: Record<string, string>): Promise<void> {
-    await this.core.patchNamespace({ name, body: { metadata: { labels } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+    await this.cp.kubectl(["label", "namespace", name, "--overwrite", ...Object.entries(labels).map(([k, v]) => `${k}=${v}`)]);
   }
 
-  /** Creates a one-container pod; the admission chain (Istio's injector, then meshlane's webhook) runs as in a cluster. */
-  createPod(namespace: string, name: string): Promise<V1Pod> {
-    return this.core.createNamespacedPod({
-      namespace,
-      body: { metadata: { name, labels: { app: name } }, spec: { containers: [{ name: "app", image: "registry.local/app:1", ports: [{ containerPort: 80 }] }] } },
-    });
+  /** `kubectl create` of a one-container pod: the API server runs the admission chain (the injector, then meshlane's webhook). */
+  async createPod(namespace: string, name: string): Promise<V1Pod> {
+    return JSON.parse(await this.cp.kubectl(["create", "-n", namespace, "-o", "json", "-f", "-"], { input: JSON.stringify(podBody(name)) })) as V1Pod;
   }
 
-  /** Binds the pod to this node and reports it Running with these IPs. */
-  runPod(namespace: string, name: string, ips: string[]): Promise<V1Pod> {
-    return this.api.kubelet(this.options.nodeName).run(namespace, name, ips);
+  /** `kubectl delete pod`, and the node's kubelet confirming the pod's containers are gone. */
+  async deletePod(namespace: string, name: string): Promise<void> {
+    await this.cp.kubectl(["delete", "pod", "-n", namespace, name, "--wait=false"]);
+    const pod = await this.core.readNamespacedPod({ namespace, name }).catch((e) => (apiStatusCode(e) === 404 ? undefined : Promise.reject(e)));
+    if (pod?.spec?.nodeName) await this.node(pod.spec.nodeName).kubelet.confirmDeletion(namespace, name);
   }
 
-  /** This node's registry objects (registry/configmap.ts). */
-  nodeRegistry(): Promise<StoredRegistration[]> {
-    return listRegistrations(this.core, this.options.nodeName);
+  /** Binds the pod to the node (default: the first) and reports it Running with these IPs, as its kubelet. */
+  runPod(namespace: string, name: string, ips: string[], nodeName?: string): Promise<V1Pod> {
+    return this.node(nodeName).kubelet.run(namespace, name, ips);
   }
 
-  /** The Prometheus text of the webhook's (HTTPS, verified with its CA) or the loader's /metrics. */
-  metrics(of: "webhook" | "loader"): Promise<string> {
+  /** A node's registry objects (registry/configmap.ts); default: the first node. */
+  nodeRegistry(nodeName = this.nodes[0]!.name): Promise<StoredRegistration[]> {
+    return listRegistrations(this.core, nodeName);
+  }
+
+  /** The Prometheus text of the webhook's (HTTPS, verified with the CA it published) or a node's loader's /metrics. */
+  async metrics(of: "webhook" | "loader", nodeName?: string): Promise<string> {
+    const ca = of === "webhook" ? await this.webhookCa() : "";
     return new Promise((resolve, reject) => {
       const onResponse = (res: IncomingMessage) => {
         let body = "";
@@ -223,23 +273,50 @@ export class LocalCluster {
         res.on("end", () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${of} /metrics answered ${res.statusCode}: ${body}`))));
       };
       const req = of === "webhook"
-        ? httpsGet({ host: "127.0.0.1", port: this.webhookPort, path: "/metrics", servername: WEBHOOK_DNS_NAME, ca: readFileSync(join(this.options.workDir, "webhook-certs", "ca.crt")) }, onResponse)
-        : httpGet({ host: "127.0.0.1", port: this.loaderMetricsPort, path: "/metrics" }, onResponse);
+        ? httpsGet({ host: "127.0.0.1", port: this.webhookPort, path: "/metrics", servername: WEBHOOK_DNS_NAME, ca }, onResponse)
+        : httpGet({ host: "127.0.0.1", port: this.node(nodeName).loaderMetricsPort, path: "/metrics" }, onResponse);
       req.on("error", (e) => reject(new Error(`${of} /metrics: ${e.message}`)));
     });
   }
 
-  /** The audit log, one parsed JSON object a review. */
-  auditLines(): Record<string, unknown>[] {
-    return readFileSync(this.auditLogPath, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  private async webhookCa(): Promise<string> {
+    const mwc = await this.cp.admin.kubeConfig.makeApiClient(AdmissionregistrationV1Api).readMutatingWebhookConfiguration({ name: WEBHOOK_CONFIGURATION.metadata!.name! });
+    return Buffer.from(mwc.webhooks![0]!.clientConfig.caBundle ?? "", "base64").toString();
   }
 
-  /** Stops the processes, then the API server; safe after a partial start. */
-  async stop(): Promise<void> {
-    await this.loader?.stop();
-    await this.webhook?.stop();
-    await this.api.stop();
+  /** The audit log, one parsed JSON object a review (the lab's dry-run probes left out). */
+  auditLines(): Record<string, unknown>[] {
+    return readFileSync(this.auditLogPath, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.namespace !== PROBE_NAMESPACE);
   }
+
+  /** Stops the loaders, the webhook, the injector, then the control plane; safe after a partial start. */
+  async stop(): Promise<void> {
+    try {
+      for (const node of this.nodes) await node.loader?.stop();
+      await this.webhook?.stop();
+      await this.injector.stop();
+    } finally {
+      await this.cp.stop();
+    }
+  }
+}
+
+/**
+ * The one change the lab makes to the manifest's MutatingWebhookConfiguration (a JSON
+ * patch): clientConfig becomes a loopback URL with the manifest's path, as there is no
+ * kube-proxy here and Endpoints may not hold loopback addresses. The webhook's
+ * certificate must then name 127.0.0.1 (--san).
+ */
+export function loopbackClientConfigPatch(port: number): object[] {
+  return WEBHOOK_CONFIGURATION.webhooks!.flatMap((w, i) => [
+    { op: "test", path: `/webhooks/${i}/name`, value: w.name },
+    { op: "remove", path: `/webhooks/${i}/clientConfig/service` },
+    { op: "add", path: `/webhooks/${i}/clientConfig/url`, value: `https://127.0.0.1:${port}${w.clientConfig.service!.path}` },
+  ]);
+}
+
+function podBody(name: string): V1Pod {
+  return { apiVersion: "v1", kind: "Pod", metadata: { name, labels: { app: name } }, spec: { containers: [{ name: "app", image: "registry.local/app:1", ports: [{ containerPort: 80 }] }] } };
 }
 
 /** The interception a marked pod carries: what its sidecar and iptables must be set up with. */

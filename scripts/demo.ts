@@ -1,9 +1,10 @@
 // `npm run demo`: meshlane's whole story on one machine.
 //
-// A Kubernetes API stand-in runs here with Istio's sidecar injector (fed by Istio's
-// own fixtures) and meshlane's MutatingWebhookConfiguration; `meshlane-webhook serve
-// --registrar` and `meshlane-loader run --node node-a` run as real processes against
-// it. Pods are backed by test network namespaces with HAProxy sidecars as uid 1337
+// A real kube-apiserver and etcd run here (lab/controlplane/), with
+// manifests/all-in-one.yaml applied by kubectl and a sidecar injector webhook (the
+// Istio stand-in fed by Istio's own fixtures); `meshlane-webhook serve --registrar` and
+// `meshlane-loader run --node node-a` run as real processes against it, each with its
+// own ServiceAccount's token. Pods are backed by test network namespaces with HAProxy sidecars as uid 1337
 // and Istio's nat rules, in cgroups named after the UIDs the API server gave them.
 //
 // The story: pods in a namespace with Istio only talk through iptables. The
@@ -20,7 +21,7 @@ import { DEFAULT_BPFFS } from "../loader/pins.js";
 import { ANNOTATION_INTERCEPTION, ANNOTATION_STATUS } from "../registry/names.js";
 import { nodeRegistrationsSelector, REGISTRY_NAMESPACE } from "../registry/configmap.js";
 import { until } from "../lab/until.js";
-import { interceptionOf, ISTIO_INJECTION_LABELS, LocalCluster, MESHLANE_LABELS } from "../lab/local-cluster.js";
+import { interceptionOf, ISTIO_INJECTION_LABELS, LocalCluster, MESHLANE_LABELS, WEBHOOK_ARGS } from "../lab/local-cluster.js";
 import { TestNode, type TestPod, type TransferResult } from "../lab/topology/node.js";
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -135,14 +136,17 @@ async function main(): Promise<void> {
     heading("a cluster on this machine");
     const workDir = join(node.workDir, "cluster");
     mkdirSync(workDir);
-    cluster = await LocalCluster.start({ workDir, nodeName: NODE, kubepods: node.kubepods, pinDir, registrarResync: "10s" });
+    cluster = await LocalCluster.start({ workDir, nodes: [{ name: NODE, kubepods: node.kubepods, pinDir }], registrarResync: "10s" });
+    const version = JSON.parse(await cluster.cp.kubectl(["version", "-o", "json"])) as { serverVersion: { gitVersion: string } };
     process.stdout.write(indent([
-      `Kubernetes API stand-in at ${cluster.api.url}, with Istio's sidecar injector`,
-      "MutatingWebhookConfiguration meshlane-webhook (from manifests/all-in-one.yaml): pods of namespaces labelled",
-      "  meshlane.io/accelerate=enabled, called after Istio's injector, failurePolicy Ignore; its caBundle written by",
-      "  the webhook at start",
-      "meshlane-webhook serve --self-signed --registrar   (HTTPS webhook, audit log, registrar)",
-      `meshlane-loader run --node ${NODE}   (watches ConfigMaps ${nodeRegistrationsSelector(NODE)} in ${REGISTRY_NAMESPACE})`,
+      `the real Kubernetes API server: kube-apiserver ${version.serverVersion.gitVersion} with etcd, at ${cluster.cp.server}`,
+      "  (Node+RBAC authorization, default admission plugins; built by scripts/build-kube.sh)",
+      "kubectl apply -f manifests/all-in-one.yaml   (all of it; the webhook's clientConfig then pointed at 127.0.0.1)",
+      "sidecar injector: the Istio stand-in (Istio's own injection output), called by the API server first",
+      "MutatingWebhookConfiguration meshlane-webhook: pods of namespaces labelled meshlane.io/accelerate=enabled,",
+      "  called after Istio's injector, failurePolicy Ignore; its caBundle written by the webhook at start",
+      `meshlane-webhook ${WEBHOOK_ARGS.join(" ")}   (HTTPS webhook, audit log, registrar; ServiceAccount meshlane-webhook's token)`,
+      `meshlane-loader run --node ${NODE}   (watches ConfigMaps ${nodeRegistrationsSelector(NODE)} in ${REGISTRY_NAMESPACE}; ServiceAccount meshlane-loader's token)`,
     ].join("\n")));
 
     heading(`namespace ${NAMESPACE} with Istio only (istio-injection=enabled): two pods, Istio's iptables path`);
@@ -154,7 +158,7 @@ async function main(): Promise<void> {
 
     heading(`kubectl label namespace ${NAMESPACE} meshlane.io/accelerate=enabled, then roll the pods (meshlane marks pods as they are created)`);
     await cluster.labelNamespace(NAMESPACE, MESHLANE_LABELS);
-    for (const pod of before.api) await cluster.core.deleteNamespacedPod({ namespace: NAMESPACE, name: pod.metadata!.name! });
+    for (const pod of before.api) await cluster.deletePod(NAMESPACE, pod.metadata!.name!);
     await before.client.stopProcesses();
     await before.server.stopProcesses();
     const after = await podPair(cluster, node, "v2");
@@ -176,7 +180,7 @@ async function main(): Promise<void> {
 
     heading("meshlane-loader status");
     await until("the loader registered both pods", () => (JSON.parse(loader(["status", "--json", "--pin-dir", pinDir])).pods as unknown[]).length === 2);
-    process.stdout.write(indent(loader(["status", "--pin-dir", pinDir, "--state-file", cluster.loaderStateFile])));
+    process.stdout.write(indent(loader(["status", "--pin-dir", pinDir, "--state-file", cluster.node().loaderStateFile])));
 
     heading("the same traffic, accelerated");
     const viaMeshlane = await traffic(after.client, after.server, pinDir);
@@ -193,7 +197,7 @@ async function main(): Promise<void> {
     await cluster?.stop();
     process.stdout.write(indent(loader(["detach", "--pin-dir", pinDir, "--drain-ms", "200"])));
     await node.destroy();
-    process.stdout.write(indent("API stand-in, webhook and loader stopped; namespaces, cgroups, pins and sidecars removed"));
+    process.stdout.write(indent("kube-apiserver, etcd, webhook and loader stopped; namespaces, cgroups, pins and sidecars removed"));
   }
 }
 

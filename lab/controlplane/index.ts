@@ -13,7 +13,7 @@
 //   await cp.stop();                               // no process, port or directory left
 
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -37,6 +37,18 @@ export interface ControlPlaneOptions {
   parentDir?: string;
   /** Bound on etcd's and then the API server's start-up each (default 60 s: 2 busy cores). */
   startTimeoutMs?: number;
+  /** Keep the API server's audit log (every request at Metadata level), for `auditEvents`. */
+  audit?: boolean;
+}
+
+/** One request as the API server's audit log records it (the fields tests look at). */
+export interface AuditEvent {
+  stage: string;
+  verb: string;
+  requestURI: string;
+  user: { username: string };
+  objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string; apiGroup?: string };
+  responseStatus?: { code?: number };
 }
 
 export const SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local";
@@ -77,7 +89,7 @@ export class ControlPlane {
     stopOnExit.add(cp);
     try {
       await cp.startEtcd(etcdClient, etcdPeer, timeout);
-      await cp.startApiserver(etcdClient, apiPort, timeout);
+      await cp.startApiserver(etcdClient, apiPort, timeout, options.audit ?? false);
     } catch (e) {
       await cp.stop();
       throw e;
@@ -98,7 +110,7 @@ export class ControlPlane {
     await this.etcd.waitReady(() => httpOk(`${client}/health`), timeoutMs);
   }
 
-  private async startApiserver(etcdPort: number, port: number, timeoutMs: number): Promise<void> {
+  private async startApiserver(etcdPort: number, port: number, timeoutMs: number, audit: boolean): Promise<void> {
     const file = (name: string, text: string) => {
       const path = join(this.dir, name);
       writeFileSync(path, text, { mode: 0o600 });
@@ -120,6 +132,10 @@ export class ControlPlane {
       // On top of the defaults (MutatingAdmissionWebhook, ValidatingAdmissionPolicy, ServiceAccount, PodSecurity, ...).
       "--enable-admission-plugins=NodeRestriction",
       `--cert-dir=${join(this.dir, "apiserver-certs")}`,
+      ...(audit ? [
+        `--audit-policy-file=${file("audit-policy.yaml", "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n  - level: Metadata\n")}`,
+        `--audit-log-path=${this.auditLogPath}`, "--audit-log-format=json", "--audit-log-mode=blocking",
+      ] : []),
     ], binaryEnv());
     await this.apiserver.waitReady(() => this.readyz(), timeoutMs);
   }
@@ -138,6 +154,16 @@ export class ControlPlane {
       req.on("timeout", () => req.destroy());
       req.end();
     });
+  }
+
+  private get auditLogPath(): string {
+    return join(this.dir, "audit.log");
+  }
+
+  /** What the API server's audit log holds so far for this user (start with `audit: true`). */
+  auditEvents(username: string): AuditEvent[] {
+    return readFileSync(this.auditLogPath, "utf8").split("\n").filter(Boolean)
+      .map((l) => JSON.parse(l) as AuditEvent).filter((e) => e.user.username === username);
   }
 
   get caPem(): string {

@@ -73,6 +73,18 @@ export class Kubelet {
     });
   }
 
+  /**
+   * After someone deleted the pod (it has a deletionTimestamp), the kubelet stops its
+   * containers and removes the object for good, with grace period 0, as the node.
+   */
+  async confirmDeletion(namespace: string, name: string): Promise<void> {
+    try {
+      await this.node.deleteNamespacedPod({ namespace, name, gracePeriodSeconds: 0 });
+    } catch (e) {
+      if (apiStatusCode(e) !== 404) throw new Error(`kubelet ${this.nodeName}: delete ${namespace}/${name}: ${describeApiError(e)}`);
+    }
+  }
+
   /** The pod's containers exited; it keeps its IPs in status, as a real kubelet leaves them. */
   finish(namespace: string, name: string, phase: FinalPhase): Promise<V1Pod> {
     const at = new Date().toISOString().replace(/\.\d+Z$/, "Z");

@@ -17,14 +17,14 @@ type Obj = Record<string, unknown>;
 /**
  * How the injector is configured (`istioctl manifest generate --set` values):
  * - classic: the default profile; istio-init runs istio-iptables
- * - cni:     values.pilot.cni.enabled, so istio-validation replaces istio-init
+ * - cni:     the istio-cni component, so istio-validation replaces istio-init
  * - dual:    classic with ISTIO_DUAL_STACK in the proxy metadata, as dual-stack clusters
  *            set it; istio-iptables then programs IPv4 and IPv6 (without it, only the
  *            family of the pod's first address: the lab's pods have both)
  */
 export const VARIANTS = {
   classic: [],
-  cni: ["values.pilot.cni.enabled=true"],
+  cni: ["components.cni.enabled=true"],
   dual: ["meshConfig.defaultConfig.proxyMetadata.ISTIO_DUAL_STACK=true"],
 } as const satisfies Record<string, readonly string[]>;
 export type Variant = keyof typeof VARIANTS;
@@ -40,9 +40,14 @@ function atomicWrite(path: string, text: string): void {
   renameSync(`${path}.tmp`, path);
 }
 
+/** The variant's settings, so a changed setting is rendered anew rather than read from the cache. */
+function setsKey(variant: Variant): string {
+  return createHash("sha256").update(VARIANTS[variant].join("\n")).digest("hex").slice(0, 12);
+}
+
 /** The files kube-inject reads, rendered once per variant by Istio's own chart rendering. */
 function injectorFiles(variant: Variant): { config: string; values: string; mesh: string } {
-  const dir = join(istioCacheDir(), "injector", variant);
+  const dir = join(istioCacheDir(), "injector", `${variant}-${setsKey(variant)}`);
   const files = { config: join(dir, "config.yaml"), values: join(dir, "values.json"), mesh: join(dir, "mesh.yaml") };
   if (existsSync(files.mesh)) return files;
   mkdirSync(dir, { recursive: true });
@@ -51,6 +56,7 @@ function injectorFiles(variant: Variant): { config: string; values: string; mesh
     encoding: "utf8",
     maxBuffer: 64 << 20,
     stdio: ["ignore", "pipe", "pipe"],
+    timeout: 120_000,
   });
   const configMap = (name: string): Obj => {
     const cm = docs(rendered).find((d) => d.kind === "ConfigMap" && (d.metadata as Obj | undefined)?.name === name);
@@ -79,7 +85,7 @@ export function podOf(doc: Obj): Obj {
  */
 export function inject(inputs: readonly Obj[], variant: Variant = "classic"): Obj[] {
   const text = inputs.map((d) => stringify(d)).join("---\n");
-  const key = createHash("sha256").update(`${ISTIO_MODULE_VERSION}\n${variant}\n${text}`).digest("hex").slice(0, 24);
+  const key = createHash("sha256").update(`${ISTIO_MODULE_VERSION}\n${variant}-${setsKey(variant)}\n${text}`).digest("hex").slice(0, 24);
   const cacheDir = join(istioCacheDir(), "injected");
   const cached = join(cacheDir, `${key}.json`);
   if (existsSync(cached)) return JSON.parse(readFileSync(cached, "utf8")) as Obj[];
@@ -90,8 +96,10 @@ export function inject(inputs: readonly Obj[], variant: Variant = "classic"): Ob
     writeFileSync(input, text);
     const out = execFileSync(
       istioBinary("istioctl"),
-      ["kube-inject", "-f", input, "--injectConfigFile", files.config, "--valuesFile", files.values, "--meshConfigFile", files.mesh],
-      { encoding: "utf8", maxBuffer: 256 << 20, stdio: ["ignore", "pipe", "pipe"] },
+      // --revision: without it istioctl asks a cluster for the default revision and, with
+      // none reachable, waits for ever; the injector files already say everything.
+      ["kube-inject", "--revision", "default", "-f", input, "--injectConfigFile", files.config, "--valuesFile", files.values, "--meshConfigFile", files.mesh],
+      { encoding: "utf8", maxBuffer: 256 << 20, stdio: ["ignore", "pipe", "pipe"], timeout: 120_000 },
     );
     const outputs = docs(out);
     if (outputs.length !== inputs.length) throw new Error(`istioctl kube-inject returned ${outputs.length} objects for ${inputs.length} inputs`);

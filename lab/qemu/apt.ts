@@ -4,18 +4,15 @@
 
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { homedir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { run } from "../topology/run.js";
 import type { Kernel } from "./kernels.js";
+import { meshlaneCache } from "../cache.js";
+export { meshlaneCache } from "../cache.js";
 
 const execFileP = promisify(execFile);
 
-/** The same cache as scripts/lib/go-build.sh's meshlane_cache. */
-export function meshlaneCache(): string {
-  return process.env.MESHLANE_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "meshlane");
-}
 
 export interface UnpackedKernel {
   kernel: Kernel;

@@ -18,6 +18,8 @@ for m in $(cat "$out/modules" 2>/dev/null); do
 done
 uname -r >"$out/uname"
 step_timeout=$(sed -n 's/^MESHLANE_STEP_TIMEOUT=//p' "$out/env")
+MESHLANE_CACHE=$(sed -n 's/^MESHLANE_CACHE=//p' "$out/env")
+export MESHLANE_CACHE
 while IFS=$'\t' read -r name cmd; do
   [ -n "$name" ] || continue
   start=$(date +%s.%N)

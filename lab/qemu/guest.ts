@@ -63,7 +63,8 @@ export async function runInGuest(k: UnpackedKernel, steps: Step[], opts: GuestOp
     const initrd = buildInitramfs(k, join(work, "initramfs.cpio"));
     writeFileSync(join(out, "steps"), steps.map((s) => `${s.name}\t${s.command}\n`).join(""));
     writeFileSync(join(out, "modules"), GUEST_MODULES.join("\n") + "\n");
-    writeFileSync(join(out, "env"), `MESHLANE_STEP_TIMEOUT=${opts.stepTimeoutSec ?? Math.floor(opts.timeoutMs / 1000)}\n`);
+    // The guest's HOME is its own tmpfs: it must find the host's cache (Istio's binaries, injected pods) by path.
+    writeFileSync(join(out, "env"), `MESHLANE_STEP_TIMEOUT=${opts.stepTimeoutSec ?? Math.floor(opts.timeoutMs / 1000)}\nMESHLANE_CACHE=${meshlaneCache()}\n`);
     const consoleLog = join(work, "console.log");
     const args = qemuArgs(k, initrd, out, consoleLog, opts);
     const started = Date.now();

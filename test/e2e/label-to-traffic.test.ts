@@ -1,9 +1,11 @@
-// Issue 4 end to end, in the real kernel: a labelled namespace, pods created through
-// the API stand-in (Istio's injector, then meshlane's webhook over TLS), the
-// registrar writing the node ConfigMap, the loader (Kubernetes mode) filling the BPF
-// maps, and traffic between two test pods taking meshlane's path, then iptables'
-// again once a pod is deleted. Also: a webhook nobody can reach costs nothing but
-// acceleration, and a ConfigMap deleted by hand comes back.
+// End to end, in the real kernel, on a real kube-apiserver: a labelled namespace, pods
+// created with kubectl (the API server calls the sidecar injector, then meshlane's
+// webhook over TLS), a kubelet helper giving them IPs as their node, the registrar
+// writing the node ConfigMap with its own ServiceAccount's token, the loader
+// (Kubernetes mode, the loader's token) filling the BPF maps, and traffic between two
+// test pods taking meshlane's path, then iptables' again once a pod is deleted. Also:
+// a webhook that is down costs nothing but acceleration (failurePolicy Ignore), and a
+// ConfigMap deleted by hand comes back.
 //
 // The API server assigns pod UIDs, so each pod is created in the API first and its
 // test network namespace and cgroup (kubepods/pod<uid>) are made with that UID.
@@ -67,7 +69,7 @@ describe("from a namespace label to accelerated traffic", { timeout: 180_000 }, 
     mesh.attach();
     const workDir = join(mesh.node.workDir, "cluster");
     mkdirSync(workDir);
-    cluster = await LocalCluster.start({ workDir, nodeName: NODE, kubepods: mesh.node.kubepods, pinDir: mesh.pinDir, registrarResync: "1s", loaderResyncSeconds: 2 });
+    cluster = await LocalCluster.start({ workDir, nodes: [{ name: NODE, kubepods: mesh.node.kubepods, pinDir: mesh.pinDir }], registrarResync: "1s", loaderResyncSeconds: 2 });
   });
   after(async () => {
     await cluster?.stop();
@@ -90,7 +92,11 @@ describe("from a namespace label to accelerated traffic", { timeout: 180_000 }, 
     await until("the loader put both pods in the map", () => inPodMap(server) && inPodMap(client));
 
     const audited = cluster.auditLines().filter((l) => l.namespace === NS);
-    assert.deepEqual(audited.map((l) => [l.name, l.decision]), [["server", "accelerated"], ["client", "accelerated"]], "one audit line per pod");
+    // One line per review. The real API server reinvokes meshlane's webhook (IfNeeded)
+    // after its own plugins mount the ServiceAccount token into Istio's containers, so a
+    // pod can have two reviews; each must have marked it.
+    assert.deepEqual([...new Set(audited.map((l) => l.name))], ["server", "client"]);
+    assert.ok(audited.every((l) => l.decision === "accelerated"), JSON.stringify(audited));
   });
 
   test("traffic between the two pods is accelerated: steered by meshlane, never redirected by iptables", async () => {
@@ -101,7 +107,7 @@ describe("from a namespace label to accelerated traffic", { timeout: 180_000 }, 
   });
 
   test("deleting the client pod removes its key and map entry, and its traffic falls back to iptables", async () => {
-    await cluster.core.deleteNamespacedPod({ namespace: NS, name: "client" });
+    await cluster.deletePod(NS, "client");
     await until("the client's key is gone", async () => !(await registeredUids()).includes(client.uid));
     await until("the client's map entry is gone", () => !inPodMap(client));
     assert.ok(inPodMap(server), "the server stays registered");
@@ -121,21 +127,21 @@ describe("from a namespace label to accelerated traffic", { timeout: 180_000 }, 
     const uid = api.metadata!.uid!;
     await cluster.runPod(NS, "late", ["10.77.0.250"]);
     await until("the loader reports the pod pending its cgroup", () => {
-      const state = JSON.parse(readFileSync(cluster.loaderStateFile, "utf8")) as { pods: { uid: string; state: string }[] };
+      const state = JSON.parse(readFileSync(cluster.node().loaderStateFile, "utf8")) as { pods: { uid: string; state: string }[] };
       return state.pods.some((p) => p.uid === uid && p.state === "pending-cgroup");
     });
     const cgroup = join(mesh.node.kubepods, `pod${uid}`);
     mkdirSync(cgroup);
     const key = MAPS.mesh_pods.key.encode(cgroupId(cgroup));
     await until("the pod is in the map once its cgroup exists", () => bpf.mapLookup(mesh.fds().mesh_pods, key, MAPS.mesh_pods.value.size) !== null);
-    await cluster.core.deleteNamespacedPod({ namespace: NS, name: "late" });
+    await cluster.deletePod(NS, "late");
     await until("and out of it once deleted", () => bpf.mapLookup(mesh.fds().mesh_pods, key, MAPS.mesh_pods.value.size) === null);
   });
 
-  test("with the webhook unreachable, a pod is still created (failurePolicy Ignore) and simply not accelerated", async () => {
-    await cluster.makeWebhookUnreachable();
+  test("with the webhook down, a pod is still created (failurePolicy Ignore) and simply not accelerated", async () => {
+    await cluster.stopWebhook();
     const { api, pod: unmarked } = await podOnNode("unmarked");
-    cluster.makeWebhookReachable();
+    await cluster.startWebhook();
     assert.ok(api.spec!.containers.some((c) => c.name === "istio-proxy"), "Istio still injected its sidecar");
     assert.equal(api.metadata!.annotations?.[ANNOTATION_STATUS], undefined, "meshlane never saw it");
     const { pod: later } = await podOnNode("later");

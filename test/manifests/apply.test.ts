@@ -109,6 +109,15 @@ async function allowed(user: string, a: Access): Promise<boolean> {
 }
 
 describe("kubectl apply of manifests/all-in-one.yaml", () => {
+  it("holds the objects a cluster needs, each once", () => {
+    const kinds = objects.map((o) => `${o.kind}/${o.metadata.name}`);
+    assert.equal(new Set(kinds).size, kinds.length, `duplicates in ${kinds.join(", ")}`);
+    for (const kind of ["Namespace", "ServiceAccount", "ClusterRole", "Role", "RoleBinding", "Secret", "Deployment", "PodDisruptionBudget", "Service",
+      "MutatingWebhookConfiguration", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "DaemonSet"]) {
+      assert.ok(objects.some((o) => o.kind === kind), `no ${kind}`);
+    }
+  });
+
   it("passes server-side dry-run with strict field validation", async () => {
     // A dry-run creates nothing, so the namespaced objects need their Namespace first.
     await cp.kubectl(["apply", "-f", "-"], { input: stringify(find(objects, "Namespace", SYSTEM_NAMESPACE)) });

@@ -1,10 +1,10 @@
-// What the manifest's RBAC grants a service account, and whether a request is allowed,
-// by the rules of Kubernetes' RBAC authorizer: a ClusterRole bound by a
-// ClusterRoleBinding applies everywhere, a Role (or a ClusterRole bound by a
-// RoleBinding) in the binding's namespace; resourceNames, when present, must name
-// the object; "*" matches anything.
+// What the manifest's RBAC grants a service account (its bindings resolved to rules, as
+// written in the file), held against what the API server's audit log shows the component
+// really did. Whether a request is allowed is the API server's decision, never ours.
 
+import assert from "node:assert/strict";
 import type { V1PolicyRule } from "@kubernetes/client-node";
+import type { AuditEvent } from "../../lab/controlplane/index.js";
 import type { KubeObject } from "./manifest.js";
 
 export interface Grant {
@@ -13,15 +13,6 @@ export interface Grant {
   rule: V1PolicyRule;
   /** "Role/meshlane-loader" etc., for messages. */
   from: string;
-}
-
-export interface ApiRequest {
-  verb: string;
-  group: string;
-  /** "pods", or "pods/status" for a subresource. */
-  resource: string;
-  namespace: string | undefined;
-  name: string | undefined;
 }
 
 interface Binding {
@@ -56,18 +47,18 @@ export function grantsFor(objects: KubeObject[], serviceAccount: { namespace: st
   return grants;
 }
 
-const has = (list: string[] | undefined, value: string): boolean => (list ?? []).some((v) => v === "*" || v === value);
-
-export function ruleAllows(grant: Grant, request: ApiRequest): boolean {
-  const { rule } = grant;
-  if (grant.namespace !== undefined && grant.namespace !== request.namespace) return false;
-  if (!has(rule.apiGroups, request.group) || !has(rule.resources, request.resource) || !has(rule.verbs, request.verb)) return false;
-  if (rule.resourceNames && rule.resourceNames.length > 0) return request.name !== undefined && rule.resourceNames.includes(request.name);
-  return true;
-}
-
-export function allowedBy(grants: Grant[], request: ApiRequest): Grant | undefined {
-  return grants.find((g) => ruleAllows(g, request));
+/**
+ * The component's requests, from the API server's audit log: none was refused (so RBAC
+ * granted each), and every (resource, verb) the manifest grants it was used at least once.
+ */
+export function assertGrantsMatchUse(grants: Grant[], events: AuditEvent[], who: string): void {
+  assert.ok(events.length > 0, `${who} made no request`);
+  const refused = events.filter((e) => (e.responseStatus?.code ?? 0) === 403);
+  assert.deepEqual(refused.map((e) => `${e.verb} ${e.requestURI}`), [], `${who} was refused`);
+  const used = new Set(events.filter((e) => e.objectRef?.resource).map((e) => `${e.objectRef!.resource}${e.objectRef!.subresource ? `/${e.objectRef!.subresource}` : ""} ${e.verb}`));
+  for (const g of grants) for (const resource of g.rule.resources!) for (const verb of g.rule.verbs) {
+    assert.ok(used.has(`${resource} ${verb}`), `${who}: ${resource} ${verb} is granted (${g.from}) but never used; used: ${[...used].join(", ")}`);
+  }
 }
 
 /** Each grant expanded to one entry per (group, resource, verb), for exact comparisons. */

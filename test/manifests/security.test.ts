@@ -15,12 +15,17 @@ import {
   POD_OPT_OUT_KEY,
   SYSTEM_NAMESPACE,
 } from "../../registry/names.js";
-import { labelSelectorRequirements, matchesLabels } from "../kube/apiserver/selectors.js";
 import { all, find, loadManifest } from "./manifest.js";
 import { flatten, grantsFor } from "./rbac.js";
 
 const objects = loadManifest();
-const CLUSTER_SCOPED = new Set(["Namespace", "ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration"]);
+
+/** A selector of matchLabels only (the manifest's are) selects these labels. */
+function selects(selector: { matchLabels?: Record<string, string>; matchExpressions?: unknown[] } | undefined, labels: Record<string, string>): boolean {
+  assert.equal(selector?.matchExpressions, undefined, "only matchLabels here");
+  return Object.entries(selector?.matchLabels ?? {}).every(([k, v]) => labels[k] === v) && Object.keys(selector?.matchLabels ?? {}).length > 0;
+}
+const CLUSTER_SCOPED = new Set(["Namespace", "ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]);
 
 const webhook = find(objects, "Deployment", "meshlane-webhook");
 const webhookPod = webhook.spec!.template.spec!;
@@ -85,6 +90,7 @@ describe("RBAC, least privilege", () => {
       "(cluster) core/pods list",
       "(cluster) core/pods watch",
       `${SYSTEM_NAMESPACE} core/configmaps create`,
+      `${SYSTEM_NAMESPACE} core/configmaps delete`,
       `${SYSTEM_NAMESPACE} core/configmaps list`,
       `${SYSTEM_NAMESPACE} core/configmaps patch`,
       `${SYSTEM_NAMESPACE} core/secrets get [${certSecret}]`,
@@ -113,10 +119,10 @@ describe("webhook Deployment", () => {
     assert.equal(webhook.spec!.strategy!.rollingUpdate!.maxUnavailable, 0);
     const anti = webhookPod.affinity!.podAntiAffinity!.preferredDuringSchedulingIgnoredDuringExecution![0]!;
     assert.equal(anti.podAffinityTerm.topologyKey, "kubernetes.io/hostname");
-    assert.ok(matchesLabels(labelSelectorRequirements(anti.podAffinityTerm.labelSelector as never), templateLabels), "anti-affinity selects the webhook's own pods");
+    assert.ok(selects(anti.podAffinityTerm.labelSelector, templateLabels), "anti-affinity selects the webhook's own pods");
     const pdb = find(objects, "PodDisruptionBudget", "meshlane-webhook");
     assert.equal(pdb.spec!.minAvailable, 1);
-    assert.ok(matchesLabels(labelSelectorRequirements(pdb.spec!.selector as never), templateLabels), "the PDB selects the webhook's pods");
+    assert.ok(selects(pdb.spec!.selector, templateLabels), "the PDB selects the webhook's pods");
   });
 
   it("readiness on /readyz and liveness on /healthz, over HTTPS on the serving port", () => {
@@ -150,7 +156,7 @@ describe("webhook Deployment", () => {
     const port = service.spec!.ports![0]!;
     assert.equal(port.port, 443);
     assert.equal(port.targetPort, container.ports![0]!.name);
-    assert.ok(matchesLabels(labelSelectorRequirements({ matchLabels: service.spec!.selector }), templateLabels), "the Service selects the webhook's pods");
+    assert.ok(selects({ matchLabels: service.spec!.selector }, templateLabels), "the Service selects the webhook's pods");
   });
 });
 
@@ -175,25 +181,9 @@ describe("MutatingWebhookConfiguration", () => {
     assert.equal(hook.clientConfig.caBundle, undefined);
   });
 
-  const namespaceMatched = (name: string, labels: Record<string, string>): boolean =>
-    matchesLabels(labelSelectorRequirements(hook.namespaceSelector as never), { ...labels, "kubernetes.io/metadata.name": name });
-
-  it(`sends pods of namespaces labelled ${NAMESPACE_LABEL}=${NAMESPACE_LABEL_VALUE} only`, () => {
-    assert.equal(namespaceMatched("shop", { [NAMESPACE_LABEL]: NAMESPACE_LABEL_VALUE }), true);
-    assert.equal(namespaceMatched("shop", {}), false);
-    assert.equal(namespaceMatched("shop", { [NAMESPACE_LABEL]: "disabled" }), false);
-  });
-
-  it(`never sends pods of kube-system or ${SYSTEM_NAMESPACE}, even when labelled`, () => {
-    for (const ns of ["kube-system", SYSTEM_NAMESPACE]) assert.equal(namespaceMatched(ns, { [NAMESPACE_LABEL]: NAMESPACE_LABEL_VALUE }), false, ns);
-  });
-
-  it(`honours the pod opt-out label ${POD_OPT_OUT_KEY}=false`, () => {
-    const podMatched = (labels: Record<string, string>): boolean => matchesLabels(labelSelectorRequirements(hook.objectSelector as never), labels);
-    assert.equal(podMatched({ [POD_OPT_OUT_KEY]: "false" }), false);
-    assert.equal(podMatched({}), true);
-    assert.equal(podMatched({ app: "web", [POD_OPT_OUT_KEY]: "true" }), true);
-  });
+  // Which namespaces and pods the selectors send is the API server's to decide:
+  // webhook-pod.test.ts creates pods in labelled, unlabelled and system namespaces and
+  // with the opt-out label against the real one.
 });
 
 describe("loader DaemonSet", () => {

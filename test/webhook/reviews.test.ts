@@ -142,7 +142,7 @@ test("TPROXY: istio-init's -m for a classic pod; the annotation or the injector'
 
 test("interceptionMode NONE: Istio's injector adds no istio-init; the reason is interception-mode", async () => {
   const input = fixture("hello");
-  input.spec.template.metadata.annotations = { "sidecar.istio.io/interceptionMode": "NONE" };
+  input.metadata!.annotations = { "sidecar.istio.io/interceptionMode": "NONE" };
   const [out] = inject([input]);
   const pod = podOf(out!) as Pod;
   assert.equal(pod.spec.initContainers, undefined, "the injector's template has no init container for NONE");

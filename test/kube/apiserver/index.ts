@@ -17,7 +17,6 @@ import { ServiceDirectory, type ServiceTarget } from "./webhook-call.js";
 export type { InProcessMutator, UserInfo } from "./admission.js";
 export type { KubeObject } from "./resources.js";
 export { Kubelet, type KubeletOptions } from "./kubelet.js";
-export { istioInjectorFromFixture, type IstioInjectorOptions } from "./istio-injector.js";
 export { createTestCa, type TestCa } from "./tls.js";
 
 export interface StandInOptions {
