@@ -8,6 +8,7 @@ import {
   ANNOTATION_REASON,
   ANNOTATION_REDIRECT,
   ANNOTATION_STATUS,
+  POD_MARK_LABEL,
   POD_OPT_OUT_KEY,
   STATUS_ACCELERATED,
   STATUS_SKIPPED,
@@ -16,7 +17,7 @@ import { DEFAULT_REDIRECT_MODE, isRecord, REDIRECT_MODES, type Interception, typ
 import { istio, type IstioDetection, type IstioEvidence } from "../mesh/istio/index.js";
 import type { Mesh } from "../mesh/mesh.js";
 import { readPod, type PodView } from "../mesh/pod.js";
-import { annotationPatch, type JsonPatchOp } from "./json-patch.js";
+import { metadataMapPatch, type JsonPatchOp } from "./json-patch.js";
 import type { AdmissionRequest } from "./review.js";
 
 export type Decision = typeof STATUS_ACCELERATED | typeof STATUS_SKIPPED | "ignored";
@@ -112,8 +113,12 @@ export function decide(request: AdmissionRequest): Outcome {
   const detection = MESH.detect(pod);
   const evidence: Evidence = { ...detection.evidence, hostNetwork: pod.hostNetwork, optOut: optOut(pod) };
   const judgement = fitsAnnotations(pod, judgePod(pod, evidence, detection));
-  const patch = annotationPatch(pod.rawAnnotations, pod.hasMetadata, marking(judgement));
-  return { ...judgement, evidence, patch };
+  const annotationOps = metadataMapPatch("annotations", pod.rawAnnotations, pod.hasMetadata, marking(judgement));
+  // The label is what the registrar's watch selects on: only accelerated pods carry it.
+  const labelOps = metadataMapPatch("labels", pod.rawLabels, pod.hasMetadata || annotationOps.some((op) => op.path === "/metadata"), {
+    [POD_MARK_LABEL]: judgement.decision === STATUS_ACCELERATED ? STATUS_ACCELERATED : undefined,
+  });
+  return { ...judgement, evidence, patch: [...annotationOps, ...labelOps] };
 }
 
 /** The values of meshlane's annotations for a judgement (undefined: must be absent). */

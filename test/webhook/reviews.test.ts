@@ -5,7 +5,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { validateInterception, type Interception } from "../../registry/document.js";
-import { ANNOTATION_INTERCEPTION, ANNOTATION_REASON, ANNOTATION_REDIRECT, ANNOTATION_STATUS } from "../../registry/names.js";
+import { ANNOTATION_INTERCEPTION, ANNOTATION_REASON, ANNOTATION_REDIRECT, ANNOTATION_STATUS, POD_MARK_LABEL } from "../../registry/names.js";
 import { loadFixtures, podReview, type ReviewOptions } from "../../lab/istio-fixtures.js";
 import { inject, podOf } from "../../lab/istio/injector.js";
 import { patchOf, startTestServer, type TestServer } from "./helpers/https.js";
@@ -94,9 +94,14 @@ for (const [file, expected] of Object.entries(EXPECTED)) {
       assert.match(a[ANNOTATION_REASON]!, expected.reason);
       assert.equal(a[ANNOTATION_INTERCEPTION], undefined);
     }
-    // Nothing but meshlane's own annotations changed.
+    // The label the registrar's watch selects on, on accelerated pods only.
+    const { [POD_MARK_LABEL]: label, ...otherLabels } = marked.metadata!.labels ?? {};
+    assert.equal(label, expected.status === "accelerated" ? "accelerated" : undefined);
+    // Nothing but meshlane's own annotations and label changed.
     const { [ANNOTATION_STATUS]: _s, [ANNOTATION_REASON]: _r, [ANNOTATION_INTERCEPTION]: _i, ...rest } = a;
-    assert.deepEqual({ ...marked, metadata: { ...marked.metadata, annotations: rest } }, {
+    const labels = before.metadata?.labels === undefined ? {} : { labels: otherLabels };
+    const { labels: _l, ...markedMetadata } = marked.metadata!;
+    assert.deepEqual({ ...marked, metadata: { ...markedMetadata, ...labels, annotations: rest } }, {
       ...before,
       metadata: { ...before.metadata, annotations: before.metadata?.annotations ?? {} },
     });
@@ -209,6 +214,7 @@ test("reinvocation: a pod first seen before Istio injected it ends up accelerate
   const { patch } = await review(injected);
   assert.deepEqual(patch!.map((op: { op: string; path: string }) => `${op.op} ${op.path}`).sort(), [
     "add /metadata/annotations/meshlane.io~1interception",
+    "add /metadata/labels/meshlane.io~1status",
     "remove /metadata/annotations/meshlane.io~1reason",
     "replace /metadata/annotations/meshlane.io~1status",
   ]);
