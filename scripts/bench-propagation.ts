@@ -20,6 +20,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { get as httpGet, type IncomingMessage } from "node:http";
 import { get as httpsGet } from "node:https";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -186,6 +187,7 @@ async function main(): Promise<void> {
         }
       }
       if (performance.now() > deadline) {
+        for (const p of [webhook, loader]) writeFileSync(join(tmpdir(), `meshlane-bench-propagation-${p.name}.log`), p.output());
         const registered = new Set((await listRegistrations(core, NODE)).map((r) => r.uid));
         const names = [...waiting].map((s) => s.name);
         const uids = await Promise.all(names.map(async (name) => (await core.readNamespacedPod({ namespace: NAMESPACE, name })).metadata!.uid!));
@@ -193,7 +195,7 @@ async function main(): Promise<void> {
         throw new Error(
           `after ${DEADLINE_MS / 1000} s, ${waiting.size} pods are still not in the map (${failures.length} creations failed; ` +
             `${unregistered.length} of them have no registry object: ${unregistered.slice(0, 5).join(", ")})\n` +
-            `registrar, last lines:\n${webhook.output().split("\n").slice(-8).join("\n")}\nloader, last lines:\n${loader.output().split("\n").slice(-8).join("\n")}`,
+            `(whole outputs in ${tmpdir()}/meshlane-bench-propagation-*.log)\nregistrar, last lines:\n${webhook.output().split("\n").slice(-8).join("\n")}\nloader, last lines:\n${loader.output().split("\n").slice(-8).join("\n")}`,
         );
       }
       await sleep(5);

@@ -27,6 +27,7 @@ describe("socket-API matrix rows and comparison", () => {
     assert.equal(observed({ ...full, ms: 900 }, false), observed(full, false));
     assert.equal(observed({ ...full, peer: "127.0.0.6:50000" }, true), observed(full, true));
     assert.notEqual(observed({ ...full, local: "127.0.0.1:15006" }, true), observed(full, true));
+    assert.equal(observed(full, true, 20000), observed({ ...full, local: "10.77.0.3:20500" }, true, 20500), "each run's own service port");
     assert.match(observed({ ...full, intact: false, firstBad: 0 }, false), /intact=false firstBad=0 /);
     assert.match(observed({ side: "client", id: "x#0", end: "connect:ECONNREFUSED" }, false), /connect failed ECONNREFUSED/);
   });

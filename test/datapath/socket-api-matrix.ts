@@ -85,8 +85,11 @@ export function connectionsOf(row: Row): number {
   return row.rep * (row.forward ? 2 : 1);
 }
 
-/** What the application of one end saw of one connection, as one comparable line. Times never count. */
-export function observed(r: Report, names: boolean): string {
+/**
+ * What the application of one end saw of one connection, as one comparable line. Times never
+ * count; in names, the row's service port (each run has its own) reads as "PORT".
+ */
+export function observed(r: Report, names: boolean, servicePort = 0): string {
   if (r.end.startsWith("connect:")) return `connect failed ${r.end.slice(8)}`;
   const parts = [`rx=${r.rx}`, `hash=${r.hash ?? "-"}`, `intact=${r.intact ?? "-"}`];
   // Where the stream first went wrong tells a reordering (early offset, full length) from a loss.
@@ -95,8 +98,9 @@ export function observed(r: Report, names: boolean): string {
   if (r.txErr) parts.push(`txErr=${r.txErr}`);
   if (r.extra) parts.push(r.extra);
   // The well-known end of each name is compared; the ephemeral port the kernel picked is not.
-  if (names && r.side === "client") parts.push(`local=${host(r.local)}`, `peer=${r.peer}`);
-  if (names && r.side === "server") parts.push(`local=${r.local}`, `peer=${host(r.peer)}`);
+  const service = (addr: string | undefined) => (addr ?? "-").replace(new RegExp(`:${servicePort}$`), ":PORT");
+  if (names && r.side === "client") parts.push(`local=${host(r.local)}`, `peer=${service(r.peer)}`);
+  if (names && r.side === "server") parts.push(`local=${service(r.local)}`, `peer=${host(r.peer)}`);
   return parts.join(" ");
 }
 
@@ -107,9 +111,9 @@ function host(addr: string | undefined): string {
 /** One row's observations per end, each the sorted lines of its connections. */
 export type Observation = Record<Report["side"], string[]>;
 
-export function observe(row: Row, reports: Report[]): Observation {
+export function observe(row: Row, reports: Report[], servicePort = 0): Observation {
   const obs: Observation = { client: [], server: [], forwarder: [] };
-  for (const r of reports) obs[r.side].push(observed(r, row.names === true));
+  for (const r of reports) obs[r.side].push(observed(r, row.names === true, servicePort));
   for (const side of Object.keys(obs) as Report["side"][]) obs[side].sort();
   return obs;
 }
@@ -131,6 +135,12 @@ export function differences(baseline: Map<string, Observation>, run: Map<string,
     }
   }
   return out;
+}
+
+/** One difference in one line: each side's distinct lines with how often they were seen. */
+export function describeDifference(d: Difference): string {
+  const counted = (lines: string[]) => [...new Set(lines)].map((l) => `${lines.filter((x) => x === l).length}× ${l}`).join(" | ") || "(no report)";
+  return `${d.row} [${d.side}]: iptables ${counted(d.iptables)}  →  ${counted(d.mode)}`;
 }
 
 /** Rows whose observations are not the same in every repetition: the row itself is not deterministic. */

