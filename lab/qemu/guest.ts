@@ -113,7 +113,8 @@ function runQemu(args: string[], timeoutMs: number): Promise<{ timedOut: boolean
   return new Promise((resolve, reject) => {
     // bash reports qemu's CPU time (`times`): on a shared machine that, not the wall
     // time, is what a guest costs.
-    const script = 'qemu-system-x86_64 "$@"; rc=$?; times | tail -1 >&2; exit $rc';
+    // (`times` prints the shell's own line, then its children's; in a pipeline it would be a subshell's.)
+    const script = 'qemu-system-x86_64 "$@"; rc=$?; times >&2; exit $rc';
     const child = spawn("setpriv", ["--pdeathsig", "KILL", "--", "bash", "-c", script, "qemu", ...args], { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     let timedOut = false;
@@ -128,9 +129,10 @@ function runQemu(args: string[], timeoutMs: number): Promise<{ timedOut: boolean
     });
     child.on("close", (code, signal) => {
       clearTimeout(t);
-      const times = /^(\d+)m([\d.]+)s (\d+)m([\d.]+)s\n?$/m.exec(stderr);
-      const cpuSeconds = times ? 60 * Number(times[1]) + Number(times[2]) + 60 * Number(times[3]) + Number(times[4]) : NaN;
-      if (times) stderr = stderr.replace(times[0], "");
+      const lines = [...stderr.matchAll(/^(\d+)m([\d.]+)s (\d+)m([\d.]+)s$/gm)];
+      const children = lines.at(-1);
+      const cpuSeconds = children ? 60 * Number(children[1]) + Number(children[2]) + 60 * Number(children[3]) + Number(children[4]) : NaN;
+      for (const l of lines) stderr = stderr.replace(l[0], "");
       resolve({ timedOut, how: signal ? `killed by ${signal}` : `exited ${code}`, stderr, cpuSeconds });
     });
   });
