@@ -65,7 +65,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       metrics.recordSync(r, seconds);
       for (const p of r.pods.filter((p) => p.state === "invalid" || p.state === "conflict")) {
-        opts.log.warn({ uid: p.uid, state: p.state, problem: p.problem }, "registration not applied");
+        opts.log.warn({ uid: p.uid, state: p.state, reason: p.reason, problem: p.problem }, "registration not applied");
       }
       if (r.writes || r.deletes) opts.log.info({ writes: r.writes, deletes: r.deletes, pods: r.pods.length, seconds }, "maps updated");
       report = r;

@@ -62,7 +62,7 @@ export function createMetrics(mapFds: Record<MapName, number>, maxEntries: Parti
       for (const state of ["registered", "pending-cgroup", "invalid", "conflict"] as const) {
         pods.set({ state }, report.pods.filter((p) => p.state === state).length);
       }
-      for (const p of report.pods) if (p.state === "invalid" || p.state === "conflict") errors.inc({ reason: p.state });
+      for (const p of report.pods) if (p.state === "invalid" || p.state === "conflict") errors.inc({ reason: p.reason ?? p.state });
     },
     recordSyncError(reason) {
       errors.inc({ reason });

@@ -1,6 +1,7 @@
-// Kubernetes mode's registry: this node's ConfigMap meshlane-node-<node> in
-// meshlane-system, watched alone (field selector on its name), so a node's loader
-// never receives other nodes' registrations.
+// Kubernetes mode's registry: this node's registry objects (registry/configmap.ts),
+// one ConfigMap per pod in meshlane-system, watched through a label selector on the
+// node, so a node's loader never receives other nodes' registrations and each change
+// arrives as one small object.
 //
 // Until the first list has succeeded, read() fails, so the agent leaves the maps as
 // they are rather than emptying them for a registry it has not seen. After that, a
@@ -11,42 +12,28 @@ import { CoreV1Api, type KubeConfig, type V1ConfigMap } from "@kubernetes/client
 import type { Logger } from "pino";
 import { resilientInformer } from "../registry/informer.js";
 import { describeApiError } from "../registry/kube-errors.js";
-import { nodeConfigMapName, SYSTEM_NAMESPACE } from "../registry/names.js";
+import { nodeRegistrationsSelector, REGISTRY_NAMESPACE, registryOfObjects } from "../registry/configmap.js";
 import type { RegistrySource } from "./agent.js";
 
-/** Values are parsed here; the agent validates them (a value that is not JSON stays a string and is reported invalid). */
-export function registryOfConfigMap(configMap: V1ConfigMap | undefined): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [key, text] of Object.entries(configMap?.data ?? {})) {
-    try {
-      out[key] = JSON.parse(text);
-    } catch {
-      out[key] = text;
-    }
-  }
-  return out;
-}
-
 export function configMapRegistrySource(kubeConfig: KubeConfig, node: string, log: Logger): RegistrySource {
-  const name = nodeConfigMapName(node);
-  const fieldSelector = `metadata.name=${name}`;
+  const labelSelector = nodeRegistrationsSelector(node);
   const core = kubeConfig.makeApiClient(CoreV1Api);
   let onChange: () => void = () => undefined;
   const informer = resilientInformer<V1ConfigMap>({
     kubeConfig,
-    path: `/api/v1/namespaces/${SYSTEM_NAMESPACE}/configmaps`,
-    list: () => core.listNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, fieldSelector }),
-    fieldSelector,
+    path: `/api/v1/namespaces/${REGISTRY_NAMESPACE}/configmaps`,
+    list: () => core.listNamespacedConfigMap({ namespace: REGISTRY_NAMESPACE, labelSelector }),
+    labelSelector,
     onEvent: () => onChange(),
-    onError: (e, retryInMs) => log.warn({ configMap: `${SYSTEM_NAMESPACE}/${name}`, err: describeApiError(e), retryInMs }, "ConfigMap watch failed; restarting"),
+    onError: (e, retryInMs) => log.warn({ namespace: REGISTRY_NAMESPACE, labelSelector, err: describeApiError(e), retryInMs }, "registry watch failed; restarting"),
   });
-  const where = `ConfigMap ${SYSTEM_NAMESPACE}/${name} at ${kubeConfig.getCurrentCluster()?.server ?? "?"}`;
+  const where = `registry objects ${labelSelector} in ${REGISTRY_NAMESPACE} at ${kubeConfig.getCurrentCluster()?.server ?? "?"}`;
 
   return {
     describe: () => where,
     read() {
-      if (!informer.synced()) throw new Error(`${where} has not been listed yet (API server unreachable?)`);
-      return registryOfConfigMap(informer.cache.get(name, SYSTEM_NAMESPACE));
+      if (!informer.synced()) throw new Error(`${where} have not been listed yet (API server unreachable?)`);
+      return registryOfObjects(informer.cache.list(REGISTRY_NAMESPACE), node);
     },
     async start(notify) {
       await informer.start();

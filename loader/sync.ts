@@ -5,7 +5,7 @@
 
 import * as bpf from "./libbpf.js";
 import { MAPS } from "./maps/codecs.js";
-import { validateRegistration, type Registration } from "../registry/document.js";
+import { parseRegistration, RegistrationError, type ParsedRegistration, type RegistrationProblem } from "../registry/document.js";
 import { cgroupId, findPodCgroup, podCgroupIndex } from "./cgroup.js";
 import { desiredContents, emptyContents, planOps, POD_MAPS, type Contents, type Placement } from "./plan.js";
 
@@ -15,6 +15,8 @@ export interface PodStatus {
   name?: string;
   ips?: string[];
   state: "registered" | "pending-cgroup" | "invalid" | "conflict";
+  /** Why an invalid registration was refused: newer-version is a loader older than its registrar. */
+  reason?: RegistrationProblem;
   cgroup?: string;
   cgroupId?: string;
   problem?: string;
@@ -46,14 +48,14 @@ export function reconcile(fds: PodMapFds, kubepods: string, registry: Record<str
   const placements: Placement[] = [];
   const cgroups = podCgroupIndex(kubepods);
   for (const [key, raw] of Object.entries(registry)) {
-    let r: Registration;
+    let r: ParsedRegistration;
     try {
-      r = validateRegistration(raw, key);
+      r = parseRegistration(raw, key);
     } catch (e) {
-      pods.push({ uid: key, state: "invalid", problem: (e as Error).message });
+      pods.push({ uid: key, state: "invalid", reason: e instanceof RegistrationError ? e.reason : "invalid", problem: (e as Error).message });
       continue;
     }
-    const who = { uid: r.uid, namespace: r.namespace, name: r.name, ips: r.ips };
+    const who = { uid: r.uid, namespace: r.namespace, name: r.name, ips: r.ips.map((ip) => ip.address) };
     const dir = findPodCgroup(kubepods, r.uid, cgroups);
     if (!dir) {
       // kubelet creates the cgroup a moment after the IP is known: retried on the next reconcile.

@@ -27,6 +27,8 @@ declare -A WANT=(
   [kmod]=/sbin/depmod
   [xz-utils]=/usr/bin/xz
   [debian-archive-keyring]=/usr/share/keyrings/debian-archive-keyring.gpg
+  # io_uring receive in the socket-API matrix (lab/apps).
+  [liburing-dev]=/usr/include/liburing.h
 )
 arch_triplet="$(gcc -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)"
 missing=()
@@ -60,3 +62,5 @@ npm run --silent build
 
 # kube-apiserver, kubectl and etcd for the control-plane tests and the demo (minutes once, then nothing).
 bash scripts/build-kube.sh >/dev/null
+# Istio's real injector and istio-iptables for the lab (built once into the cache).
+bash scripts/build-istio.sh

@@ -15,7 +15,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { defaultInterception, REGISTRATION_VERSION, type Interception, type Registration } from "../../registry/document.js";
 import { findCgroup2Mount } from "../../loader/cgroup.js";
 import { haproxyConfig, SIDECAR_LOG, type SidecarOptions } from "./haproxy.js";
-import { istioNatRules } from "./istio-iptables.js";
+import { programCapture } from "../istio/capture.js";
 import type { Spec as SendSpec, Transfer as TransferResult } from "./peer.js";
 import { run } from "./run.js";
 import { LAB_SLOWDOWN } from "../until.js";
@@ -209,7 +209,7 @@ export class TestNode {
    * rules (unless iptables is false) and, unless sidecar is false, HAProxy. `uid`
    * names the cgroup (default: a random one); pass the UID an API server gave the pod.
    */
-  async addPod(name: string, opts: { uid?: string; interception?: Partial<Interception>; sidecar?: boolean; sidecarCpus?: string; iptables?: boolean; underKubepods?: boolean } = {}): Promise<TestPod> {
+  async addPod(name: string, opts: { uid?: string; interception?: Partial<Interception>; sidecar?: boolean; sidecarCpus?: string; sidecarOptions?: SidecarOptions; iptables?: boolean; underKubepods?: boolean } = {}): Promise<TestPod> {
     const uid = opts.uid ?? randomUUID();
     const n = this.nextHost++;
     const ip = `${SUBNET}.${n}`;
@@ -226,11 +226,9 @@ export class TestNode {
     await run("ip", ["-n", netns, "addr", "add", `${ip}/24`, "dev", "eth0"]);
     await run("ip", ["-n", netns, "-6", "addr", "add", `${ip6}/64`, "dev", "eth0", "nodad"]);
     await run("ip", ["-n", netns, "link", "set", "eth0", "up"]);
-    if (opts.iptables !== false) {
-      await run("ip", ["netns", "exec", netns, "iptables-restore"], istioNatRules(pod.interception, 4));
-      await run("ip", ["netns", "exec", netns, "ip6tables-restore"], istioNatRules(pod.interception, 6));
-    }
-    if (opts.sidecar !== false) await pod.startSidecar(opts.sidecarCpus);
+    // Istio's own istio-iptables, with the arguments Istio's injector writes for these settings.
+    if (opts.iptables !== false) await programCapture(netns, pod.interception);
+    if (opts.sidecar !== false) await pod.startSidecar(opts.sidecarCpus, opts.sidecarOptions);
     return pod;
   }
 
