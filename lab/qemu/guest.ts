@@ -63,7 +63,9 @@ export async function runInGuest(k: UnpackedKernel, steps: Step[], opts: GuestOp
     const initrd = buildInitramfs(k, join(work, "initramfs.cpio"));
     writeFileSync(join(out, "steps"), steps.map((s) => `${s.name}\t${s.command}\n`).join(""));
     writeFileSync(join(out, "modules"), GUEST_MODULES.join("\n") + "\n");
-    writeFileSync(join(out, "env"), `MESHLANE_STEP_TIMEOUT=${opts.stepTimeoutSec ?? Math.floor(opts.timeoutMs / 1000)}\n`);
+    // The host's cache holds what the lab built (Istio's istio-iptables, ...); the guest sees the same path.
+    const env = { MESHLANE_STEP_TIMEOUT: String(opts.stepTimeoutSec ?? Math.floor(opts.timeoutMs / 1000)), MESHLANE_CACHE: meshlaneCache() };
+    writeFileSync(join(out, "env"), Object.entries(env).map(([k, v]) => `${k}='${v.replace(/'/g, `'\\''`)}'\n`).join(""));
     const consoleLog = join(work, "console.log");
     const args = qemuArgs(k, initrd, out, consoleLog, opts);
     const started = Date.now();
