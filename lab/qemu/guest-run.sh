@@ -17,9 +17,9 @@ for m in $(cat "$out/modules" 2>/dev/null); do
   modprobe "$m" >>"$out/modprobe.log" 2>&1 || echo "modprobe $m failed" >>"$out/modprobe.log"
 done
 uname -r >"$out/uname"
-step_timeout=$(sed -n 's/^MESHLANE_STEP_TIMEOUT=//p' "$out/env")
-MESHLANE_CACHE=$(sed -n 's/^MESHLANE_CACHE=//p' "$out/env")
-export MESHLANE_CACHE
+# MESHLANE_STEP_TIMEOUT and MESHLANE_CACHE (the host's cache, where the lab's builds are), quoted by guest.ts.
+set -a; . "$out/env"; set +a
+step_timeout=$MESHLANE_STEP_TIMEOUT
 while IFS=$'\t' read -r name cmd; do
   [ -n "$name" ] || continue
   start=$(date +%s.%N)

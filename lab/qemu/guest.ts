@@ -63,8 +63,9 @@ export async function runInGuest(k: UnpackedKernel, steps: Step[], opts: GuestOp
     const initrd = buildInitramfs(k, join(work, "initramfs.cpio"));
     writeFileSync(join(out, "steps"), steps.map((s) => `${s.name}\t${s.command}\n`).join(""));
     writeFileSync(join(out, "modules"), GUEST_MODULES.join("\n") + "\n");
-    // The guest's HOME is its own tmpfs: it must find the host's cache (Istio's binaries, injected pods) by path.
-    writeFileSync(join(out, "env"), `MESHLANE_STEP_TIMEOUT=${opts.stepTimeoutSec ?? Math.floor(opts.timeoutMs / 1000)}\nMESHLANE_CACHE=${meshlaneCache()}\n`);
+    // The host's cache holds what the lab built (Istio's istio-iptables, ...); the guest sees the same path.
+    const env = { MESHLANE_STEP_TIMEOUT: String(opts.stepTimeoutSec ?? Math.floor(opts.timeoutMs / 1000)), MESHLANE_CACHE: meshlaneCache() };
+    writeFileSync(join(out, "env"), Object.entries(env).map(([k, v]) => `${k}='${v.replace(/'/g, `'\\''`)}'\n`).join(""));
     const consoleLog = join(work, "console.log");
     const args = qemuArgs(k, initrd, out, consoleLog, opts);
     const started = Date.now();
@@ -114,7 +115,8 @@ function runQemu(args: string[], timeoutMs: number): Promise<{ timedOut: boolean
   return new Promise((resolve, reject) => {
     // bash reports qemu's CPU time (`times`): on a shared machine that, not the wall
     // time, is what a guest costs.
-    const script = 'qemu-system-x86_64 "$@"; rc=$?; times | tail -1 >&2; exit $rc';
+    // (`times` prints the shell's own line, then its children's; in a pipeline it would be a subshell's.)
+    const script = 'qemu-system-x86_64 "$@"; rc=$?; times >&2; exit $rc';
     const child = spawn("setpriv", ["--pdeathsig", "KILL", "--", "bash", "-c", script, "qemu", ...args], { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     let timedOut = false;
@@ -129,9 +131,10 @@ function runQemu(args: string[], timeoutMs: number): Promise<{ timedOut: boolean
     });
     child.on("close", (code, signal) => {
       clearTimeout(t);
-      const times = /^(\d+)m([\d.]+)s (\d+)m([\d.]+)s\n?$/m.exec(stderr);
-      const cpuSeconds = times ? 60 * Number(times[1]) + Number(times[2]) + 60 * Number(times[3]) + Number(times[4]) : NaN;
-      if (times) stderr = stderr.replace(times[0], "");
+      const lines = [...stderr.matchAll(/^(\d+)m([\d.]+)s (\d+)m([\d.]+)s$/gm)];
+      const children = lines.at(-1);
+      const cpuSeconds = children ? 60 * Number(children[1]) + Number(children[2]) + 60 * Number(children[3]) + Number(children[4]) : NaN;
+      for (const l of lines) stderr = stderr.replace(l[0], "");
       resolve({ timedOut, how: signal ? `killed by ${signal}` : `exited ${code}`, stderr, cpuSeconds });
     });
   });
