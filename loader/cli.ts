@@ -9,7 +9,7 @@ import { findCgroup2Mount, findKubepods } from "./cgroup.js";
 import { formatChecks, runDoctor } from "./doctor.js";
 import { fileRegistrySource } from "./registry-file.js";
 import { configMapRegistrySource } from "./registry-configmap.js";
-import { loadKubeConfig } from "../registry/kube-config.js";
+import { loadKubeEndpoint } from "./kube-api.js";
 import { DEFAULT_PIN_DIR } from "./pins.js";
 import { formatStatus, readStatus } from "./status.js";
 
@@ -111,7 +111,7 @@ async function main(argv: string[]): Promise<number> {
       const agent = await startAgent({
         pinDir,
         kubepods: values.kubepods ?? values.cgroup ?? kubepodsOrThrow(),
-        source: file ? fileRegistrySource(file) : configMapRegistrySource(loadKubeConfig(values.kubeconfig), node!, log),
+        source: file ? fileRegistrySource(file) : configMapRegistrySource(loadKubeEndpoint(values.kubeconfig), node!, log),
         log,
         listen: parseListen(values.listen!),
         resyncMs: resync * 1000,

@@ -4,18 +4,18 @@
 //
 // Until the first list has succeeded, read() fails, so the agent leaves the maps as
 // they are rather than emptying them for a registry it has not seen. After that, a
-// watch that breaks is restarted (registry/informer.ts) and read() answers from the
+// watch that breaks is restarted (loader/configmap-watch.ts) and read() answers from the
 // last state seen: an unreachable API server does not stop acceleration.
 
-import { CoreV1Api, type KubeConfig, type V1ConfigMap } from "@kubernetes/client-node";
+import type { V1ConfigMap } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { resilientInformer } from "../registry/informer.js";
-import { describeApiError } from "../registry/kube-errors.js";
+import { watchConfigMap } from "./configmap-watch.js";
+import type { KubeEndpoint } from "./kube-api.js";
 import { nodeConfigMapName, SYSTEM_NAMESPACE } from "../registry/names.js";
 import type { RegistrySource } from "./agent.js";
 
 /** Values are parsed here; the agent validates them (a value that is not JSON stays a string and is reported invalid). */
-export function registryOfConfigMap(configMap: V1ConfigMap | undefined): Record<string, unknown> {
+export function registryOfConfigMap(configMap: Pick<V1ConfigMap, "data"> | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, text] of Object.entries(configMap?.data ?? {})) {
     try {
@@ -27,26 +27,23 @@ export function registryOfConfigMap(configMap: V1ConfigMap | undefined): Record<
   return out;
 }
 
-export function configMapRegistrySource(kubeConfig: KubeConfig, node: string, log: Logger): RegistrySource {
+export function configMapRegistrySource(endpoint: KubeEndpoint, node: string, log: Logger): RegistrySource {
   const name = nodeConfigMapName(node);
-  const fieldSelector = `metadata.name=${name}`;
-  const core = kubeConfig.makeApiClient(CoreV1Api);
   let onChange: () => void = () => undefined;
-  const informer = resilientInformer<V1ConfigMap>({
-    kubeConfig,
-    path: `/api/v1/namespaces/${SYSTEM_NAMESPACE}/configmaps`,
-    list: () => core.listNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, fieldSelector }),
-    fieldSelector,
-    onEvent: () => onChange(),
-    onError: (e, retryInMs) => log.warn({ configMap: `${SYSTEM_NAMESPACE}/${name}`, err: describeApiError(e), retryInMs }, "ConfigMap watch failed; restarting"),
+  const informer = watchConfigMap({
+    endpoint,
+    namespace: SYSTEM_NAMESPACE,
+    name,
+    onChange: () => onChange(),
+    onError: (e, retryInMs) => log.warn({ configMap: `${SYSTEM_NAMESPACE}/${name}`, err: e.message, retryInMs }, "ConfigMap watch failed; restarting"),
   });
-  const where = `ConfigMap ${SYSTEM_NAMESPACE}/${name} at ${kubeConfig.getCurrentCluster()?.server ?? "?"}`;
+  const where = `ConfigMap ${SYSTEM_NAMESPACE}/${name} at ${endpoint.server}`;
 
   return {
     describe: () => where,
     read() {
       if (!informer.synced()) throw new Error(`${where} has not been listed yet (API server unreachable?)`);
-      return registryOfConfigMap(informer.cache.get(name, SYSTEM_NAMESPACE));
+      return registryOfConfigMap({ data: informer.data() });
     },
     async start(notify) {
       await informer.start();

@@ -8,6 +8,7 @@ import { CoreV1Api, PatchStrategy, setHeaderOptions } from "@kubernetes/client-n
 import { pino } from "pino";
 import type { RegistrySource } from "../../loader/agent.js";
 import { configMapRegistrySource } from "../../loader/registry-configmap.js";
+import { endpointOfKubeconfigs } from "../../loader/kube-api.js";
 import { nodeConfigMapName, SYSTEM_NAMESPACE } from "../../registry/names.js";
 import { start, type StandIn } from "../kube/apiserver/index.js";
 import { until } from "../../lab/until.js";
@@ -24,7 +25,7 @@ describe("ConfigMap registry source", () => {
     cluster = await start();
     core = cluster.kubeConfig.makeApiClient(CoreV1Api);
     await core.createNamespace({ body: { metadata: { name: SYSTEM_NAMESPACE } } });
-    source = configMapRegistrySource(cluster.kubeConfig, "node-a", pino({ level: "silent" }));
+    source = configMapRegistrySource(endpointOfKubeconfigs([{ text: cluster.kubeConfig.exportConfig(), dir: "/" }]), "node-a", pino({ level: "silent" }));
   });
   after(async () => {
     await source?.stop();

@@ -1,0 +1,121 @@
+// npm run bench:loader-memory — the node agent's memory at 0, 100 and 1,000 registered
+// pods. The local cluster (API server, Istio's injector, meshlane's webhook and
+// registrar, and `meshlane-loader run --node` as the built JavaScript, as deployed)
+// registers pods the way a cluster does: each pod is created, gets a cgroup and then
+// an IP, and the registrar adds its key to the node's ConfigMap, so the loader sees
+// one watch event carrying the whole ConfigMap per pod. At each step, after the
+// loader reports every pod registered and 3 s without work, the loader's RSS, its
+// peak RSS (VmHWM) and the V8/Node breakdown from its /metrics are recorded.
+// Results go to bench/results/loader-memory.json. Bounded: about a minute.
+
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Mesh } from "../lab/topology/mesh.js";
+import { ISTIO_INJECTION_LABELS, LocalCluster, MESHLANE_LABELS } from "../lab/local-cluster.js";
+
+const STEPS = [0, 100, 1000];
+const PER_SECOND = 50;
+const MAX_IN_FLIGHT = 25;
+const SETTLE_MS = 3000;
+const STEP_DEADLINE_MS = 120_000;
+const NAMESPACE = "memory";
+const NODE = "node-a";
+const OUT = new URL("../bench/results/loader-memory.json", import.meta.url);
+
+const mib = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;
+
+function gauge(metrics: string, name: string, labels = ""): number {
+  const m = new RegExp(`^${name}${labels ? `\\{${labels}\\}` : "(?:\\{[^}]*\\})?"} (\\S+)$`, "m").exec(metrics);
+  if (!m) throw new Error(`metric ${name}{${labels}} not found`);
+  return Number(m[1]);
+}
+
+/** VmRSS and VmHWM (peak) of a process, from the kernel. */
+function procMemory(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB$`, "m").exec(status)![1]) * 1024;
+  return { rss: kib("VmRSS"), peak: kib("VmHWM") };
+}
+
+function podIp(i: number): string {
+  return `10.96.${Math.floor(i / 250)}.${(i % 250) + 1}`;
+}
+
+interface Step {
+  pods: number;
+  rssMiB: number;
+  peakRssMiB: number;
+  heapUsedMiB: number;
+  heapTotalMiB: number;
+  externalMiB: number;
+  heapSpacesUsedMiB: Record<string, number>;
+  configMapKiB: number;
+}
+
+async function main(): Promise<void> {
+  const mesh = await Mesh.create();
+  let cluster: LocalCluster | undefined;
+  try {
+    mesh.attach();
+    const workDir = join(mesh.node.workDir, "cluster");
+    mkdirSync(workDir);
+    cluster = await LocalCluster.start({ workDir, nodeName: NODE, kubepods: mesh.node.kubepods, pinDir: mesh.pinDir, apiTls: false, registrarResync: "1m", loaderResyncSeconds: 10 });
+    await cluster.createNamespace(NAMESPACE, { ...ISTIO_INJECTION_LABELS, ...MESHLANE_LABELS });
+    const pid = cluster.loader!.child.pid!;
+    const steps: Step[] = [];
+    let created = 0;
+    for (const target of STEPS) {
+      const started = performance.now();
+      let inFlight = 0;
+      const turns: (() => void)[] = [];
+      const batch = Array.from({ length: target - created }, (_, j) => created + j);
+      await Promise.all(batch.map(async (i, j) => {
+        await sleep(Math.max(0, started + (j * 1000) / PER_SECOND - performance.now()));
+        while (inFlight >= MAX_IN_FLIGHT) await new Promise<void>((resolve) => turns.push(resolve));
+        inFlight++;
+        try {
+          const pod = await cluster!.createPod(NAMESPACE, `pod-${i}`);
+          mkdirSync(join(mesh.node.kubepods, `pod${pod.metadata!.uid}`));
+          await cluster!.runPod(NAMESPACE, `pod-${i}`, [podIp(i)]);
+        } finally {
+          inFlight--;
+          turns.shift()?.();
+        }
+      }));
+      created = target;
+      const deadline = performance.now() + STEP_DEADLINE_MS;
+      while (gauge(await cluster.metrics("loader"), "meshlane_pods", 'state="registered"') !== target) {
+        if (performance.now() > deadline) throw new Error(`the loader did not report ${target} pods registered within ${STEP_DEADLINE_MS / 1000} s`);
+        await sleep(100);
+      }
+      await sleep(SETTLE_MS);
+      const text = await cluster.metrics("loader");
+      const proc = procMemory(pid);
+      const spaces = Object.fromEntries(
+        [...text.matchAll(/^meshlane_loader_nodejs_heap_space_size_used_bytes\{space="(\w+)"\} (\S+)$/gm)].map((m) => [m[1]!, mib(Number(m[2]))]),
+      );
+      const step: Step = {
+        pods: target,
+        rssMiB: mib(proc.rss),
+        peakRssMiB: mib(proc.peak),
+        heapUsedMiB: mib(gauge(text, "meshlane_loader_nodejs_heap_size_used_bytes")),
+        heapTotalMiB: mib(gauge(text, "meshlane_loader_nodejs_heap_size_total_bytes")),
+        externalMiB: mib(gauge(text, "meshlane_loader_nodejs_external_memory_bytes")),
+        heapSpacesUsedMiB: spaces,
+        configMapKiB: Math.round(Buffer.byteLength(JSON.stringify((await cluster.nodeConfigMap())?.data ?? {})) / 1024),
+      };
+      steps.push(step);
+      process.stdout.write(`${String(target).padStart(5)} pods: RSS ${step.rssMiB} MiB (peak ${step.peakRssMiB}), heap used ${step.heapUsedMiB} of ${step.heapTotalMiB} MiB, external ${step.externalMiB} MiB, ConfigMap ${step.configMapKiB} KiB\n`);
+    }
+    const result = { at: new Date().toISOString(), node: process.version, kernel: readFileSync("/proc/sys/kernel/osrelease", "utf8").trim(), podsPerSecond: PER_SECOND, settleMs: SETTLE_MS, steps };
+    mkdirSync(new URL(".", OUT), { recursive: true });
+    writeFileSync(OUT, JSON.stringify(result, null, 2) + "\n");
+    process.stdout.write(`written to bench/results/loader-memory.json\n`);
+  } finally {
+    await cluster?.stop();
+    await mesh.destroy();
+  }
+}
+
+await main();
