@@ -85,7 +85,7 @@ async function main(): Promise<void> {
       }));
       created = target;
       const deadline = performance.now() + STEP_DEADLINE_MS;
-      while (gauge(await cluster.metrics("loader"), "meshlane_pods", 'state="registered"') !== target) {
+      while (gauge(await cluster.metrics("loader"), "meshlane_pods", 'state="registered",reason="applied"') !== target) {
         if (performance.now() > deadline) throw new Error(`the loader did not report ${target} pods registered within ${STEP_DEADLINE_MS / 1000} s`);
         await sleep(100);
       }
@@ -112,6 +112,10 @@ async function main(): Promise<void> {
     mkdirSync(new URL(".", OUT), { recursive: true });
     writeFileSync(OUT, JSON.stringify(result, null, 2) + "\n");
     process.stdout.write(`written to bench/results/loader-memory.json\n`);
+  } catch (e) {
+    // What the loader said is the first thing to read when a step fails.
+    process.stderr.write(`loader output, last lines:\n${cluster?.loader?.output().split("\n").slice(-20).join("\n")}\n`);
+    throw e;
   } finally {
     await cluster?.stop();
     await mesh.destroy();
