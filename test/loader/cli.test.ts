@@ -87,5 +87,15 @@ describe("meshlane-loader CLI", () => {
     const ports = cli("attach", "--cgroup", mesh.node.kubepods, "--pin-dir", mesh.pinDir, "--control-ports", "15000,x");
     assert.equal(ports.code, 2);
     assert.match(ports.err, /"x" is not a port/);
+    const other = cli("status", "--drain-ms", "5");
+    assert.equal(other.code, 2, "an option of another command is unknown here");
+    assert.match(other.err, /^meshlane-loader: status: Unknown option '--drain-ms'/);
+    assert.match(other.err, /usage: meshlane-loader <command>/);
+    const none = cli();
+    assert.equal(none.code, 2);
+    assert.match(none.err, /no command given/);
+    const help = cli("detach", "--help");
+    assert.equal(help.code, 0);
+    assert.match(help.out, /^  detach \[--pin-dir DIR\]/m);
   });
 });
