@@ -22,7 +22,6 @@
 #define MESH_MAX_CIDR_RULES 16384
 #define MESH_MAX_PENDING 65536
 #define MESH_MAX_SOCKETS 65536
-#define MESH_CONTROL_PORTS 8
 
 /* ---- runtime configuration: ARRAY, one entry, written by the loader ---- */
 
@@ -30,10 +29,9 @@
  * queues empty before the sockhash (and the queued bytes with it) goes away. */
 #define MESH_CFG_DRAINING (1u << 0)
 
+/* Node-wide: only what is not a pod's setting. Control ports are per pod (PORTS_CONTROL). */
 struct mesh_config {
 	__u32 flags;
-	/* Ports of the proxy's own endpoints (admin, health, stats): never steered. 0 = unused slot. */
-	__u16 control_ports[MESH_CONTROL_PORTS];
 };
 
 /* ---- registered pods: HASH, cgroup id -> pod ---- */
@@ -43,12 +41,28 @@ struct mesh_config {
 /* includeInboundPorts is "*": every inbound port not excluded goes to the sidecar. */
 #define POD_INBOUND_ALL_PORTS (1u << 1)
 
+/* What sk_msg may redirect into (the registration's interception.redirect). A
+ * redirected message waits on the receiver's psock queue, which recv/read see and
+ * splice does not, and a socket in the sockhash is read through the sockmap receive
+ * path, whose blocking and end-of-file behaviour differ from TCP's: so only sockets
+ * whose reader is known (the proxy) join the sockhash unless the pod says all. */
+enum redirect_mode {
+	REDIRECT_PROXY = 0, /* only the proxy's own sockets join the sockhash (the default) */
+	REDIRECT_ALL = 1,   /* application sockets too: the app must read with recv/read only */
+	REDIRECT_NONE = 2,  /* connect-time steering only: none of the pod's sockets join */
+};
+
 struct pod_entry {
 	__u32 flags;
 	__u32 proxy_uid;
 	__u32 proxy_gid;
 	__u16 outbound_port; /* Istio: 15001 */
 	__u16 inbound_port;  /* Istio: 15006 */
+	__u32 redirect;      /* enum redirect_mode */
+	/* The pod's own addresses (0 = none): a steered app socket is bound to them so
+	 * that it, and the sidecar, see the pod IP as the source, as under iptables. */
+	__u32 ip4;
+	__u32 ip6[4];
 };
 
 /* ---- pod IPs on this node: HASH, address -> cgroup id of the pod ---- */
@@ -65,6 +79,8 @@ enum port_list {
 	PORTS_INCLUDE_OUTBOUND = 2,
 	PORTS_EXCLUDE_INBOUND = 3,
 	PORTS_INCLUDE_INBOUND = 4,
+	/* The proxy's own ports (admin, health, metrics): never steered, either way. */
+	PORTS_CONTROL = 5,
 };
 
 struct port_key {
@@ -119,6 +135,11 @@ struct sock_key {
 /* The socket sent bytes through the TCP stack once; redirecting later bytes would
  * let them overtake those, so it stays on the stack for good. */
 #define SOCK_STACK_ONLY (1u << 2)
+/* This end called connect() and meshlane changed where to: getpeername reports orig_*. */
+#define SOCK_PEER_REWRITTEN (1u << 3)
+/* Its local address is loopback only because meshlane rewrote the destination (the
+ * app had bound a port but no address): getsockname reports the pod's address. */
+#define SOCK_SHOW_POD_ADDR (1u << 4)
 
 struct sock_state {
 	__u32 flags;
@@ -132,19 +153,23 @@ struct sock_state {
  * The accepted end must not be found by the client's tuple: conntrack in the
  * server's namespace may give the connection another source port (it does when
  * an older connection's entry holds the same reply tuple, e.g. right after a pod
- * switches from iptables to meshlane). What NAT never changes is each side's
- * initial sequence number, so the key is the two handshake sequence numbers with
- * the addresses and the server's port: client_seq is the client's snd_una (the
- * server's rcv_nxt), server_seq the client's rcv_nxt (the server's snd_una). */
+ * switches from iptables to meshlane). What NAT never changes is the client's
+ * initial sequence number, so the key is that with the addresses and the server's
+ * port: client_seq is the client's ISN + 1, which is the accepted end's rcv_nxt
+ * when it is established.
+ * The client writes it before its SYN leaves (sockops TIMEOUT_INIT, where snd_nxt
+ * is the ISN), not when it is established: with TCP Fast Open the server's end is
+ * established when the SYN arrives (tcp_fastopen_create_child), before the client
+ * has seen the SYN-ACK, and the server's own sequence number is not known yet. */
 
 struct handover_key {
 	__u32 client_ip[4];
 	__u32 server_ip[4];
 	__u32 client_seq;
-	__u32 server_seq;
 	__u16 server_port;
 	__u16 pad;
 	__u32 family;
+	__u32 pad1;
 	__u64 netns;
 };
 
@@ -157,7 +182,10 @@ struct handover {
 	__u16 client_port;
 };
 
-/* ---- counters: PERCPU_ARRAY, index -> __u64 ---- */
+/* ---- counters: PERCPU_ARRAY, index -> __u64 ----
+ * Each slot's number is part of the loader's and the metrics' contract: never
+ * renumber one, never reuse a retired one (leave it, marked retired), add new
+ * ones before CNT_MAX. */
 
 enum mesh_counter {
 	CNT_CONNECT_OUTBOUND = 0,     /* app connections steered to the sidecar */
@@ -172,7 +200,11 @@ enum mesh_counter {
 	CNT_FALLBACK_DRAINING = 9,    /* detach in progress: bytes took the TCP stack */
 	CNT_FALLBACK_PENDING_LOST = 10, /* no room to keep the handed-over original destination at accept */
 	CNT_FALLBACK_NAT = 11,        /* NAT changed the tuple between the ends: not paired, stack path */
-	CNT_MAX = 12,
+	CNT_ORIGDST_REFUSED = 12,     /* SO_ORIGINAL_DST failed instead of naming the socket's own address */
+	CNT_UNPAIRED_BY_MODE = 13,    /* steered connections a pod's redirect mode keeps out of the sockhash */
+	CNT_FALLBACK_SYN_DATA = 14,   /* the SYN carried data (TCP Fast Open): the connection stays on the stack */
+	CNT_FALLBACK_BIND = 15,       /* could not bind a steered app socket to the pod IP: source stays loopback */
+	CNT_MAX = 16,
 };
 
 /* ---- the maps ---- */

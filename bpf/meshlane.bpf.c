@@ -2,9 +2,13 @@
 /*
  * meshlane's data path (design.md, "Data path rules"):
  *   connect4/connect6  steer app -> own sidecar, and sidecar -> local pod's inbound port
- *   sockops            pair both ends of connections meshlane knows into the sockhash
+ *   getpeername4/6,    keep the app's view of a steered socket: the peer it asked for,
+ *   getsockname4/6     and the pod's own address
+ *   sockops            hand the original destination to the accepting end, and pair
+ *                      both ends of connections whose pods' redirect modes allow it
  *   sk_msg             move bytes socket-to-socket between paired sockets
- *   getsockopt         answer SO_ORIGINAL_DST for connections meshlane steered
+ *   getsockopt         answer SO_ORIGINAL_DST for connections meshlane steered, and
+ *                      never with the socket's own address
  * Anything these programs do not handle is left exactly as it was, so Istio's
  * iptables rules still see it: every failure here is a fallback, never an error.
  */
@@ -26,6 +30,12 @@
 #define SO_ORIGINAL_DST 80      /* linux/netfilter_ipv4.h */
 #define IP6T_SO_ORIGINAL_DST 80 /* linux/netfilter_ipv6/ip6_tables.h */
 #define TCP_ESTABLISHED 1
+#define TCPHDR_SYN 0x02
+#define ENOENT 2
+/* Left to iptables always: with DNS capture on, Istio's rules send port 53 to the
+ * agent's DNS proxy (15053), not to the outbound listener, and the registration does
+ * not say whether capture is on. Leaving it alone gives the pod exactly what its own
+ * rules do, capture on or off. */
 #define DNS_PORT 53
 /* Pod cgroups sit a few levels below the root; containers one or two below them. */
 #define MAX_CGROUP_DEPTH 16
@@ -43,15 +53,6 @@ static __always_inline struct mesh_config *config(void)
 {
 	__u32 zero = 0;
 	return bpf_map_lookup_elem(&mesh_config, &zero);
-}
-
-static __always_inline int is_control_port(const struct mesh_config *cfg, __u16 port)
-{
-#pragma unroll
-	for (int i = 0; i < MESH_CONTROL_PORTS; i++)
-		if (cfg->control_ports[i] && cfg->control_ports[i] == port)
-			return 1;
-	return 0;
 }
 
 /* The registered pod the current task belongs to: the nearest ancestor cgroup
@@ -108,6 +109,14 @@ static __always_inline __u64 *pod_of_ip(__u32 family, const __u32 *addr)
 
 enum steer { STEER_NONE, STEER_OUTBOUND, STEER_INBOUND, STEER_PAIR_ONLY };
 
+struct verdict {
+	enum steer steer;
+	__u16 new_port; /* where to connect instead (OUTBOUND, INBOUND) */
+	__u8 pair;      /* both ends may join the sockhash */
+	__u8 show_pod_addr;
+	struct pod_entry *pod;
+};
+
 /* Istio's ISTIO_OUTPUT chain for an app (non-proxy) process, in the same order. */
 static __always_inline int app_goes_to_sidecar(__u64 pod_id, const struct pod_entry *pod,
 					       __u32 family, const __u32 *dst, __u16 port)
@@ -129,70 +138,121 @@ static __always_inline int app_goes_to_sidecar(__u64 pod_id, const struct pod_en
 	return cidr_listed(pod_id, CIDRS_INCLUDE_OUTBOUND, family, dst);
 }
 
-/* Istio's ISTIO_INBOUND chain of the destination pod, for a sidecar connecting to it. */
+/* Istio's ISTIO_INBOUND chain of the destination pod, for a sidecar connecting to it.
+ * Its proxy's control ports are never sent to its inbound listener: they are the
+ * proxy's own endpoints (health, metrics), which its rules let through. */
 static __always_inline int pod_intercepts_inbound(__u64 pod_id, const struct pod_entry *pod, __u16 port)
 {
-	if (port_listed(pod_id, PORTS_EXCLUDE_INBOUND, port))
+	if (port_listed(pod_id, PORTS_CONTROL, port) || port_listed(pod_id, PORTS_EXCLUDE_INBOUND, port))
 		return 0;
 	if (pod->flags & POD_INBOUND_ALL_PORTS)
 		return 1;
 	return port_listed(pod_id, PORTS_INCLUDE_INBOUND, port);
 }
 
-/* Decides what to do with a TCP connect of the current task to dst:port.
- * Writes the port to connect to instead into *new_port. */
-static __always_inline enum steer decide(__u32 family, const __u32 *dst, __u16 port, __u16 *new_port)
+/* Whether a socket of this pod may join the sockhash (enum redirect_mode): the
+ * proxy's own sockets unless the pod says none, application sockets only if it
+ * says all. A pair is made only when both ends may join, so an application socket
+ * is never in the sockhash, not even alone, unless its pod chose that. */
+static __always_inline int may_join(const struct pod_entry *pod, int is_proxy)
 {
+	return pod->redirect == REDIRECT_ALL || (is_proxy && pod->redirect == REDIRECT_PROXY);
+}
+
+/* Decides what to do with a TCP connect of the current task to dst:port. */
+static __always_inline struct verdict decide(__u32 family, const __u32 *dst, __u16 port)
+{
+	struct verdict v = { .steer = STEER_NONE };
 	struct mesh_config *cfg = config();
-	if (!cfg || port == DNS_PORT || is_control_port(cfg, port))
-		return STEER_NONE;
+	if (!cfg || port == DNS_PORT)
+		return v;
 
 	__u64 pod_id = 0;
 	struct pod_entry *pod = current_pod(&pod_id);
-	if (!pod)
-		return STEER_NONE;
+	if (!pod || port_listed(pod_id, PORTS_CONTROL, port))
+		return v;
+	v.pod = pod;
 
+	/* The proxy is whoever runs as its uid OR its gid, as Istio's rules see it:
+	 * ISTIO_OUTPUT returns both --uid-owner and --gid-owner, and TPROXY-style pods
+	 * run the proxy as another uid in the proxy's group. */
 	__u64 uid_gid = bpf_get_current_uid_gid();
 	int is_proxy = (__u32)uid_gid == pod->proxy_uid || (__u32)(uid_gid >> 32) == pod->proxy_gid;
 	if (!is_proxy) {
 		if (!app_goes_to_sidecar(pod_id, pod, family, dst, port))
-			return STEER_NONE;
-		*new_port = pod->outbound_port;
-		return STEER_OUTBOUND;
+			return v;
+		v.steer = STEER_OUTBOUND;
+		v.new_port = pod->outbound_port;
+		v.pair = may_join(pod, 0) && may_join(pod, 1);
+		return v;
 	}
 
 	__u64 *dst_pod_id = pod_of_ip(family, dst);
 	if (!dst_pod_id)
-		return STEER_NONE;
+		return v;
 	/* The sidecar reaching its own app: iptables decides (127.0.0.6 passthrough or
-	 * its own inbound listener); both ends are ours, so the bytes may still be paired. */
-	if (*dst_pod_id == pod_id)
-		return STEER_PAIR_ONLY;
+	 * its own inbound listener), and the accepting end is the app's socket or the
+	 * proxy's: only a pod that lets apps join may pair it. */
+	if (*dst_pod_id == pod_id) {
+		if (may_join(pod, 0))
+			v.steer = STEER_PAIR_ONLY, v.pair = 1;
+		return v;
+	}
 	__u64 dst_id = *dst_pod_id;
 	struct pod_entry *dst_pod = bpf_map_lookup_elem(&mesh_pods, &dst_id);
 	if (!dst_pod || !pod_intercepts_inbound(dst_id, dst_pod, port))
-		return STEER_NONE;
-	*new_port = dst_pod->inbound_port;
-	return STEER_INBOUND;
+		return v;
+	v.steer = STEER_INBOUND;
+	v.new_port = dst_pod->inbound_port;
+	v.pair = may_join(pod, 1) && may_join(dst_pod, 1);
+	return v;
 }
 
 /* Records the decision on the socket; 0 if there was no room, and then the
  * connection must be left alone so iptables handles it whole. */
-static __always_inline int remember(struct bpf_sock *sk, enum steer s, __u32 family, const __u32 *dst, __u16 port)
+static __always_inline int remember(struct bpf_sock *sk, const struct verdict *v, __u32 family, const __u32 *dst, __u16 port)
 {
 	struct sock_state *st = bpf_sk_storage_get(&mesh_sock_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st) {
 		count(CNT_FALLBACK_NO_STORAGE, 1);
 		return 0;
 	}
-	st->flags = SOCK_PAIRED;
-	if (s == STEER_OUTBOUND || s == STEER_INBOUND) {
-		st->flags |= SOCK_REDIRECTED;
+	st->flags = v->pair ? SOCK_PAIRED : 0;
+	if (v->steer == STEER_OUTBOUND || v->steer == STEER_INBOUND) {
+		st->flags |= SOCK_REDIRECTED | SOCK_PEER_REWRITTEN;
 		st->orig_family = family;
 		__builtin_memcpy(st->orig_ip, dst, sizeof(st->orig_ip));
 		st->orig_port = port;
-		count(s == STEER_OUTBOUND ? CNT_CONNECT_OUTBOUND : CNT_CONNECT_INBOUND, 1);
+		count(v->steer == STEER_OUTBOUND ? CNT_CONNECT_OUTBOUND : CNT_CONNECT_INBOUND, 1);
+		if (!v->pair)
+			count(CNT_UNPAIRED_BY_MODE, 1);
 	}
+	return 1;
+}
+
+/* A socket connecting again (after connect(AF_UNSPEC)) must not keep what meshlane
+ * recorded for its previous connection. */
+static __always_inline void forget(struct bpf_sock *sk)
+{
+	struct sock_state *st = bpf_sk_storage_get(&mesh_sock_state, sk, 0, 0);
+	if (st)
+		st->flags = 0;
+}
+
+/* Binds a steered app socket that has no address yet to the pod's own, so that the
+ * app's getsockname and the sidecar's view of the client are the pod IP, as under
+ * iptables (REDIRECT changes only the destination). The port stays the kernel's
+ * choice at connect. A socket the app bound itself keeps its address. Returns
+ * whether getsockname must show the pod address instead of the loopback one the
+ * kernel will pick. */
+static __always_inline int bind_to_pod(struct bpf_sock_addr *ctx, struct sockaddr *sa, int len, int unbound_addr, int unbound_port)
+{
+	if (!unbound_addr)
+		return 0;
+	if (unbound_port && !bpf_bind(ctx, sa, len))
+		return 0;
+	if (unbound_port)
+		count(CNT_FALLBACK_BIND, 1);
 	return 1;
 }
 
@@ -203,14 +263,28 @@ int mesh_connect4(struct bpf_sock_addr *ctx)
 	if (ctx->type != SOCK_STREAM || !sk)
 		return 1;
 	__u32 dst[4] = { ctx->user_ip4, 0, 0, 0 };
-	__u16 port = bpf_ntohs((__u16)ctx->user_port), new_port = 0;
-	enum steer s = decide(AF_INET, dst, port, &new_port);
-	if (s == STEER_NONE || !remember(sk, s, AF_INET, dst, port))
+	__u16 port = bpf_ntohs((__u16)ctx->user_port);
+	struct verdict v = decide(AF_INET, dst, port);
+	if (v.steer == STEER_NONE) {
+		forget(sk);
 		return 1;
-	if (s == STEER_OUTBOUND)
-		ctx->user_ip4 = bpf_htonl(0x7f000001); /* 127.0.0.1, where Istio's REDIRECT sends it */
-	if (s != STEER_PAIR_ONLY)
-		ctx->user_port = bpf_htons(new_port);
+	}
+	if (!remember(sk, &v, AF_INET, dst, port))
+		return 1;
+	if (v.steer == STEER_PAIR_ONLY)
+		return 1;
+	ctx->user_port = bpf_htons(v.new_port);
+	if (v.steer != STEER_OUTBOUND)
+		return 1;
+	ctx->user_ip4 = bpf_htonl(0x7f000001); /* 127.0.0.1, where Istio's REDIRECT sends it */
+	if (v.pod->ip4) {
+		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = v.pod->ip4 };
+		if (bind_to_pod(ctx, (struct sockaddr *)&sa, sizeof(sa), !sk->src_ip4, !sk->src_port)) {
+			struct sock_state *st = bpf_sk_storage_get(&mesh_sock_state, sk, 0, 0);
+			if (st)
+				st->flags |= SOCK_SHOW_POD_ADDR;
+		}
+	}
 	return 1;
 }
 
@@ -230,19 +304,128 @@ int mesh_connect6(struct bpf_sock_addr *ctx)
 		dst[0] = dst[3];
 		dst[1] = dst[2] = dst[3] = 0;
 	}
-	__u16 port = bpf_ntohs((__u16)ctx->user_port), new_port = 0;
-	enum steer s = decide(family, dst, port, &new_port);
-	if (s == STEER_NONE || !remember(sk, s, family, dst, port))
+	__u16 port = bpf_ntohs((__u16)ctx->user_port);
+	struct verdict v = decide(family, dst, port);
+	if (v.steer == STEER_NONE) {
+		forget(sk);
 		return 1;
-	if (s == STEER_OUTBOUND) {
-		/* ::1, or ::ffff:127.0.0.1 for an IPv4 peer */
+	}
+	if (!remember(sk, &v, family, dst, port))
+		return 1;
+	if (v.steer == STEER_PAIR_ONLY)
+		return 1;
+	ctx->user_port = bpf_htons(v.new_port);
+	if (v.steer != STEER_OUTBOUND)
+		return 1;
+	/* ::1, or ::ffff:127.0.0.1 for an IPv4 peer */
+	ctx->user_ip6[0] = 0;
+	ctx->user_ip6[1] = 0;
+	ctx->user_ip6[2] = mapped ? bpf_htonl(0xffff) : 0;
+	ctx->user_ip6[3] = mapped ? bpf_htonl(0x7f000001) : bpf_htonl(1);
+
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6 };
+	if (mapped) {
+		if (!v.pod->ip4)
+			return 1;
+		sa.sin6_addr.in6_u.u6_addr32[2] = bpf_htonl(0xffff);
+		sa.sin6_addr.in6_u.u6_addr32[3] = v.pod->ip4;
+	} else {
+		if (!v.pod->ip6[0] && !v.pod->ip6[1] && !v.pod->ip6[2] && !v.pod->ip6[3])
+			return 1;
+		__builtin_memcpy(&sa.sin6_addr, v.pod->ip6, sizeof(sa.sin6_addr));
+	}
+	int unbound = !sk->src_ip6[0] && !sk->src_ip6[1] && !sk->src_ip6[2] && !sk->src_ip6[3];
+	if (bind_to_pod(ctx, (struct sockaddr *)&sa, sizeof(sa), unbound, !sk->src_port)) {
+		struct sock_state *st = bpf_sk_storage_get(&mesh_sock_state, sk, 0, 0);
+		if (st)
+			st->flags |= SOCK_SHOW_POD_ADDR;
+	}
+	return 1;
+}
+
+/* ------------------------------------------------------- getpeername/getsockname */
+
+static __always_inline struct sock_state *rewritten(struct bpf_sock_addr *ctx, __u32 flag)
+{
+	struct bpf_sock *sk = ctx->sk;
+	if (!sk || ctx->type != SOCK_STREAM)
+		return 0;
+	struct sock_state *st = bpf_sk_storage_get(&mesh_sock_state, sk, 0, 0);
+	return st && (st->flags & flag) ? st : 0;
+}
+
+/* The peer a steered socket asked for, not the listener meshlane sent it to. */
+SEC("cgroup/getpeername4")
+int mesh_getpeername4(struct bpf_sock_addr *ctx)
+{
+	struct sock_state *st = rewritten(ctx, SOCK_PEER_REWRITTEN);
+	if (st && st->orig_family == AF_INET) {
+		ctx->user_ip4 = st->orig_ip[0];
+		ctx->user_port = bpf_htons(st->orig_port);
+	}
+	return 1;
+}
+
+SEC("cgroup/getpeername6")
+int mesh_getpeername6(struct bpf_sock_addr *ctx)
+{
+	struct sock_state *st = rewritten(ctx, SOCK_PEER_REWRITTEN);
+	if (!st)
+		return 1;
+	if (st->orig_family == AF_INET) {
 		ctx->user_ip6[0] = 0;
 		ctx->user_ip6[1] = 0;
-		ctx->user_ip6[2] = mapped ? bpf_htonl(0xffff) : 0;
-		ctx->user_ip6[3] = mapped ? bpf_htonl(0x7f000001) : bpf_htonl(1);
+		ctx->user_ip6[2] = bpf_htonl(0xffff);
+		ctx->user_ip6[3] = st->orig_ip[0];
+	} else {
+		ctx->user_ip6[0] = st->orig_ip[0];
+		ctx->user_ip6[1] = st->orig_ip[1];
+		ctx->user_ip6[2] = st->orig_ip[2];
+		ctx->user_ip6[3] = st->orig_ip[3];
 	}
-	if (s != STEER_PAIR_ONLY)
-		ctx->user_port = bpf_htons(new_port);
+	ctx->user_port = bpf_htons(st->orig_port);
+	return 1;
+}
+
+/* Only for a socket that could not be bound to the pod IP at connect (bound sockets
+ * already report it): the address the kernel would have picked under iptables. */
+SEC("cgroup/getsockname4")
+int mesh_getsockname4(struct bpf_sock_addr *ctx)
+{
+	if (!rewritten(ctx, SOCK_SHOW_POD_ADDR))
+		return 1;
+	__u64 pod_id;
+	struct pod_entry *pod = current_pod(&pod_id);
+	if (pod && pod->ip4)
+		ctx->user_ip4 = pod->ip4;
+	return 1;
+}
+
+SEC("cgroup/getsockname6")
+int mesh_getsockname6(struct bpf_sock_addr *ctx)
+{
+	struct sock_state *st = rewritten(ctx, SOCK_SHOW_POD_ADDR);
+	if (!st)
+		return 1;
+	__u64 pod_id;
+	struct pod_entry *pod = current_pod(&pod_id);
+	if (!pod)
+		return 1;
+	if (st->orig_family == AF_INET) {
+		if (!pod->ip4)
+			return 1;
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = bpf_htonl(0xffff);
+		ctx->user_ip6[3] = pod->ip4;
+	} else {
+		if (!pod->ip6[0] && !pod->ip6[1] && !pod->ip6[2] && !pod->ip6[3])
+			return 1;
+		ctx->user_ip6[0] = pod->ip6[0];
+		ctx->user_ip6[1] = pod->ip6[1];
+		ctx->user_ip6[2] = pod->ip6[2];
+		ctx->user_ip6[3] = pod->ip6[3];
+	}
 	return 1;
 }
 
@@ -262,29 +445,39 @@ static __always_inline void unmap_v4(struct sock_key *k)
 	k->dst_ip[1] = k->dst_ip[2] = k->dst_ip[3] = 0;
 }
 
+/* What makes a copied tuple a key both ends compute alike: the IPv4 form of mapped
+ * addresses, and the namespace where loopback addresses make the tuple repeat. */
+static __always_inline void finish_key(struct sock_key *k, __u64 netns_cookie)
+{
+	unmap_v4(k);
+	if (is_loopback(k->family, k->src_ip) || is_loopback(k->family, k->dst_ip))
+		k->netns = netns_cookie;
+}
+
 /* sock_ops and sk_msg contexts name a socket's tuple alike (local_port in host
- * order, remote_port in network order in the upper half), so one definition fills
- * a key from either, as this end sees it (local, remote) or as the peer does
- * (remote, local). Both ends must compute keys the same way to find each other. */
+ * order, remote_port in network order in the upper half), so one definition copies
+ * it from either, as this end sees it (local, remote) or as the peer does (remote,
+ * local). It only copies fields: finish_key() does the rest. */
 #define PORT_local(ctx) ((__u16)(ctx)->local_port)
 #define PORT_remote(ctx) ((__u16)bpf_ntohl((ctx)->remote_port))
-#define FILL_KEY(ctx, k, src, dst)                                                              \
-	do {                                                                                    \
-		(k)->family = (ctx)->family;                                                    \
-		if ((ctx)->family == AF_INET) {                                                 \
-			(k)->src_ip[0] = (ctx)->src##_ip4;                                      \
-			(k)->dst_ip[0] = (ctx)->dst##_ip4;                                      \
-		} else {                                                                        \
-			_Pragma("unroll") for (int i = 0; i < 4; i++) {                         \
-				(k)->src_ip[i] = (ctx)->src##_ip6[i];                           \
-				(k)->dst_ip[i] = (ctx)->dst##_ip6[i];                           \
-			}                                                                       \
-		}                                                                               \
-		(k)->src_port = PORT_##src(ctx);                                                \
-		(k)->dst_port = PORT_##dst(ctx);                                                \
-		unmap_v4(k);                                                                    \
-		if (is_loopback((k)->family, (k)->src_ip) || is_loopback((k)->family, (k)->dst_ip)) \
-			(k)->netns = bpf_get_netns_cookie(ctx);                                 \
+#define COPY_TUPLE(ctx, k, src, dst)                                            \
+	do {                                                                    \
+		(k)->family = (ctx)->family;                                    \
+		if ((ctx)->family == AF_INET) {                                 \
+			(k)->src_ip[0] = (ctx)->src##_ip4;                      \
+			(k)->dst_ip[0] = (ctx)->dst##_ip4;                      \
+		} else { /* constant offsets: the verifier takes no ctx pointer arithmetic */ \
+			(k)->src_ip[0] = (ctx)->src##_ip6[0];                   \
+			(k)->src_ip[1] = (ctx)->src##_ip6[1];                   \
+			(k)->src_ip[2] = (ctx)->src##_ip6[2];                   \
+			(k)->src_ip[3] = (ctx)->src##_ip6[3];                   \
+			(k)->dst_ip[0] = (ctx)->dst##_ip6[0];                   \
+			(k)->dst_ip[1] = (ctx)->dst##_ip6[1];                   \
+			(k)->dst_ip[2] = (ctx)->dst##_ip6[2];                   \
+			(k)->dst_ip[3] = (ctx)->dst##_ip6[3];                   \
+		}                                                               \
+		(k)->src_port = PORT_##src(ctx);                                \
+		(k)->dst_port = PORT_##dst(ctx);                                \
 	} while (0)
 
 static __always_inline void pair(struct bpf_sock_ops *skops, struct sock_key *k)
@@ -295,23 +488,44 @@ static __always_inline void pair(struct bpf_sock_ops *skops, struct sock_key *k)
 		count(CNT_SOCKETS_PAIRED, 1);
 }
 
-/* The handover key as both ends compute it; `client` and `server` are the two ends' views. */
 static __always_inline void handover_key(struct handover_key *h, const __u32 *client_ip, const __u32 *server_ip,
-					 __u16 server_port, __u32 client_seq, __u32 server_seq, const struct sock_key *k)
+					 __u16 server_port, __u32 client_seq, const struct sock_key *k)
 {
 	__builtin_memcpy(h->client_ip, client_ip, sizeof(h->client_ip));
 	__builtin_memcpy(h->server_ip, server_ip, sizeof(h->server_ip));
 	h->server_port = server_port;
 	h->client_seq = client_seq;
-	h->server_seq = server_seq;
 	h->family = k->family;
 	h->netns = k->netns;
 }
 
-/* Client end: established, so its tuple and both sequence numbers are known. Hand
- * the original destination over to the accepting end (which runs on the server
- * side right after this, when our ACK arrives) and pair the socket. */
-static __always_inline void on_active(struct bpf_sock_ops *skops)
+/* Client end, about to send its SYN (tuple and ISN known, nothing sent yet): hand
+ * what meshlane knows over to the accepting end, which may be established by that
+ * very SYN (TCP Fast Open). */
+static __always_inline void on_connecting(struct bpf_sock_ops *skops, const struct sock_key *k)
+{
+	struct bpf_sock *sk = skops->sk;
+	if (!sk)
+		return;
+	struct sock_state *st = bpf_sk_storage_get(&mesh_sock_state, sk, 0, 0);
+	if (!st || !(st->flags & (SOCK_PAIRED | SOCK_REDIRECTED)))
+		return;
+	struct handover_key hk = {};
+	handover_key(&hk, k->src_ip, k->dst_ip, k->dst_port, skops->snd_nxt + 1, k);
+	struct handover h = {
+		.flags = st->flags & (SOCK_PAIRED | SOCK_REDIRECTED),
+		.orig_family = st->orig_family,
+		.orig_port = st->orig_port,
+		.client_port = k->src_port,
+	};
+	__builtin_memcpy(h.orig_ip, st->orig_ip, sizeof(h.orig_ip));
+	bpf_map_update_elem(&mesh_pending, &hk, &h, BPF_ANY);
+}
+
+/* Client end established. A SYN that carried data (Fast Open) sent bytes through
+ * the stack before the socket could be paired: later bytes redirected past them
+ * would overtake them at the receiver, so this connection stays on the stack. */
+static __always_inline void on_active(struct bpf_sock_ops *skops, struct sock_key *k)
 {
 	struct bpf_sock *sk = skops->sk;
 	if (!sk)
@@ -319,34 +533,27 @@ static __always_inline void on_active(struct bpf_sock_ops *skops)
 	struct sock_state *st = bpf_sk_storage_get(&mesh_sock_state, sk, 0, 0);
 	if (!st || !(st->flags & SOCK_PAIRED))
 		return;
-	struct sock_key k = {};
-	FILL_KEY(skops, &k, local, remote);
-	struct handover_key hk = {};
-	handover_key(&hk, k.src_ip, k.dst_ip, k.dst_port, skops->snd_una, skops->rcv_nxt, &k);
-	struct handover h = {
-		.flags = st->flags,
-		.orig_family = st->orig_family,
-		.orig_port = st->orig_port,
-		.client_port = k.src_port,
-	};
-	__builtin_memcpy(h.orig_ip, st->orig_ip, sizeof(h.orig_ip));
-	bpf_map_update_elem(&mesh_pending, &hk, &h, BPF_ANY);
-	pair(skops, &k);
+	/* bytes_acked counts the SYN itself: more means the SYN-ACK acked data, and
+	 * snd_nxt past snd_una means data is still in flight. */
+	if (skops->bytes_acked > 1 || skops->snd_nxt != skops->snd_una) {
+		st->flags &= ~SOCK_PAIRED;
+		count(CNT_FALLBACK_SYN_DATA, 1);
+		return;
+	}
+	pair(skops, k);
 }
 
 /* Server end: accepted a connection meshlane set up. Keep the original
  * destination on the socket for getsockopt, and pair the socket only if it sees
- * the client's own tuple: after NAT, a peer looked up by tuple could be another
- * connection's socket. */
-static __always_inline void on_passive(struct bpf_sock_ops *skops)
+ * the client's own tuple (after NAT, a peer looked up by tuple could be another
+ * connection's socket) and was established by a SYN without data. */
+static __always_inline void on_passive(struct bpf_sock_ops *skops, struct sock_key *k)
 {
 	struct bpf_sock *sk = skops->sk;
 	if (!sk)
 		return;
-	struct sock_key k = {};
-	FILL_KEY(skops, &k, local, remote);
 	struct handover_key hk = {};
-	handover_key(&hk, k.dst_ip, k.src_ip, k.src_port, skops->rcv_nxt, skops->snd_una, &k);
+	handover_key(&hk, k->dst_ip, k->src_ip, k->src_port, skops->rcv_nxt, k);
 	struct handover *found = bpf_map_lookup_elem(&mesh_pending, &hk);
 	if (!found)
 		return;
@@ -361,12 +568,21 @@ static __always_inline void on_passive(struct bpf_sock_ops *skops)
 	st->orig_family = h.orig_family;
 	__builtin_memcpy(st->orig_ip, h.orig_ip, sizeof(st->orig_ip));
 	st->orig_port = h.orig_port;
-	if (h.client_port != k.dst_port) {
+	if (!(h.flags & SOCK_PAIRED))
+		return;
+	if (h.client_port != k->dst_port) {
 		st->flags &= ~SOCK_PAIRED;
 		count(CNT_FALLBACK_NAT, 1);
 		return;
 	}
-	pair(skops, &k);
+	/* A Fast Open child is established by the SYN itself (the ordinary end by the
+	 * handshake's ACK), with the SYN's data queued. */
+	if (skops->skb_tcp_flags & TCPHDR_SYN) {
+		st->flags &= ~SOCK_PAIRED;
+		count(CNT_FALLBACK_SYN_DATA, 1);
+		return;
+	}
+	pair(skops, k);
 }
 
 SEC("sockops")
@@ -374,12 +590,25 @@ int mesh_sockops(struct bpf_sock_ops *skops)
 {
 	if (skops->family != AF_INET && skops->family != AF_INET6)
 		return 1;
-	switch (skops->op) {
-	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
-		on_active(skops);
+	__u32 op = skops->op;
+	if (op != BPF_SOCK_OPS_TIMEOUT_INIT && op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+		return 1;
+	/* One copy of the tuple for all three: the verifier rejects the ctx pointer
+	 * arithmetic the compiler makes when it merges several copies. */
+	struct sock_key k = {};
+	COPY_TUPLE(skops, &k, local, remote);
+	finish_key(&k, bpf_get_netns_cookie(skops));
+	switch (op) {
+	case BPF_SOCK_OPS_TIMEOUT_INIT:
+		/* Also run for request sockets (no full socket): on_connecting skips those.
+		 * skops->reply stays 0, which keeps the kernel's default SYN timeout. */
+		on_connecting(skops, &k);
 		break;
-	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
-		on_passive(skops);
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		on_active(skops, &k);
+		break;
+	default:
+		on_passive(skops, &k);
 		break;
 	}
 	return 1;
@@ -403,7 +632,8 @@ int mesh_sk_msg(struct sk_msg_md *msg)
 		return SK_PASS;
 	}
 	struct sock_key peer = {};
-	FILL_KEY(msg, &peer, remote, local);
+	COPY_TUPLE(msg, &peer, remote, local);
+	finish_key(&peer, bpf_get_netns_cookie(msg));
 	__u32 size = msg->size;
 	if (bpf_msg_redirect_hash(msg, &mesh_socks, &peer, BPF_F_INGRESS) != SK_PASS) {
 		st->flags |= SOCK_STACK_ONLY;
@@ -417,6 +647,28 @@ int mesh_sk_msg(struct sk_msg_md *msg)
 
 /* ------------------------------------------------------------------ getsockopt */
 
+/* Whether the kernel's SO_ORIGINAL_DST answer is the socket's own address: conntrack
+ * saw no NAT, so this is no destination a proxy may forward to. In a registered pod
+ * that means meshlane steered the connection and lost its record (a handover that
+ * never arrived, storage that was full); the proxy would connect to itself, and
+ * that connection again, until it runs out of ports. */
+static __always_inline int names_itself(struct bpf_sockopt *ctx, struct bpf_sock *sk)
+{
+	if (ctx->level == SOL_IP) {
+		struct sockaddr_in *sa = ctx->optval;
+		if ((void *)(sa + 1) > ctx->optval_end)
+			return 0;
+		return sa->sin_family == AF_INET && sa->sin_addr.s_addr == sk->src_ip4 && sa->sin_port == bpf_htons(sk->src_port);
+	}
+	struct sockaddr_in6 *sa = ctx->optval;
+	if ((void *)(sa + 1) > ctx->optval_end)
+		return 0;
+	if (sa->sin6_family != AF_INET6 || sa->sin6_port != bpf_htons(sk->src_port))
+		return 0;
+	return sa->sin6_addr.in6_u.u6_addr32[0] == sk->src_ip6[0] && sa->sin6_addr.in6_u.u6_addr32[1] == sk->src_ip6[1] &&
+	       sa->sin6_addr.in6_u.u6_addr32[2] == sk->src_ip6[2] && sa->sin6_addr.in6_u.u6_addr32[3] == sk->src_ip6[3];
+}
+
 SEC("cgroup/getsockopt")
 int mesh_getsockopt(struct bpf_sockopt *ctx)
 {
@@ -426,8 +678,16 @@ int mesh_getsockopt(struct bpf_sockopt *ctx)
 	if (!sk)
 		return 1;
 	struct sock_state *st = bpf_sk_storage_get(&mesh_sock_state, sk, 0, 0);
-	if (!st || !(st->flags & SOCK_REDIRECTED))
-		return 1;
+	if (!st || !(st->flags & SOCK_REDIRECTED)) {
+		__u64 pod_id;
+		if (ctx->retval || !current_pod(&pod_id) || !names_itself(ctx, sk))
+			return 1;
+		/* Fail as for a socket without a conntrack entry. (Kernels before 5.18
+		 * take only the rejection and report EPERM: a failure all the same.) */
+		ctx->retval = -ENOENT;
+		count(CNT_ORIGDST_REFUSED, 1);
+		return 0;
+	}
 
 	if (ctx->level == SOL_IP && st->orig_family == AF_INET) {
 		struct sockaddr_in *sa = ctx->optval;

@@ -6,15 +6,12 @@ import { closeSync, constants, existsSync, mkdirSync, openSync, rmSync, rmdirSyn
 import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as bpf from "./libbpf.js";
-import { MAPS, MESH_CFG_DRAINING, MESH_CONTROL_PORTS, PROGRAMS, PROGRAM_NAMES, type ProgramName } from "./maps/codecs.js";
+import { MAPS, MESH_CFG_DRAINING, PROGRAMS, PROGRAM_NAMES, type ProgramName } from "./maps/codecs.js";
 import { MapHandle } from "./map-handle.js";
 import { loadObject } from "./object.js";
 import { linkPinPath, linksDir, mapPinPath, mapsDir } from "./pins.js";
 import { cgroupId } from "./cgroup.js";
 import { fsTypeAt } from "./mounts.js";
-
-/** Istio's proxy endpoints that are never steered: admin, XDS proxy, agent, health, stats. */
-export const DEFAULT_CONTROL_PORTS = [15000, 15004, 15020, 15021, 15090];
 
 /** Mounts bpffs at `mountPoint` unless a bpf filesystem is what is visible there. */
 export function ensureBpffs(mountPoint: string): void {
@@ -53,7 +50,6 @@ export interface AttachOptions {
   cgroup: string;
   pinDir: string;
   objectPath?: string;
-  controlPorts?: number[];
 }
 
 export interface AttachResult {
@@ -69,10 +65,6 @@ export interface AttachResult {
  * programs on the cgroup are never touched.
  */
 export function attach(opts: AttachOptions): AttachResult {
-  const controlPorts = opts.controlPorts ?? DEFAULT_CONTROL_PORTS;
-  if (controlPorts.length > MESH_CONTROL_PORTS) {
-    throw new Error(`at most ${MESH_CONTROL_PORTS} control ports fit the config map, got ${controlPorts.length}`);
-  }
   ensureBpffs(dirname(opts.pinDir));
   mkdirSync(mapsDir(opts.pinDir), { recursive: true });
   mkdirSync(linksDir(opts.pinDir), { recursive: true });
@@ -82,7 +74,7 @@ export function attach(opts: AttachOptions): AttachResult {
   try {
     // Configuration first: the programs read it from their first run on, and a
     // re-attach clears a drain left by an interrupted detach.
-    new MapHandle("mesh_config", loaded.mapFds.mesh_config).update(0, { flags: 0, control_ports: controlPorts });
+    new MapHandle("mesh_config", loaded.mapFds.mesh_config).update(0, { flags: 0 });
 
     const programs = {} as AttachResult["programs"];
     withFd(openDir(opts.cgroup), (cgroupFd) => {
@@ -143,9 +135,9 @@ export interface DetachResult {
  *  1. sk_msg stops redirecting (drain flag): new bytes take the TCP stack, which a
  *     receiver reads only after what was already redirected to it;
  *  2. connect programs go, so no new connection is steered;
- *  3. after the drain period, getsockopt and sockops go (connections accepted
- *     meanwhile still get their original destination), then the maps, which
- *     releases every socket from the sockhash.
+ *  3. after the drain period, getsockopt, the getpeername/getsockname views and
+ *     sockops go (connections accepted meanwhile still get their original
+ *     destination), then the maps, which releases every socket from the sockhash.
  */
 export async function detach(opts: DetachOptions): Promise<DetachResult> {
   const removed: string[] = [];
@@ -176,7 +168,7 @@ export async function detach(opts: DetachOptions): Promise<DetachResult> {
   };
   detachLinks(["mesh_connect4", "mesh_connect6"]);
   await sleep(opts.drainMs ?? 2000);
-  detachLinks(["mesh_getsockopt", "mesh_sockops"]);
+  detachLinks(["mesh_getsockopt", "mesh_getpeername4", "mesh_getpeername6", "mesh_getsockname4", "mesh_getsockname6", "mesh_sockops"]);
   for (const name of Object.keys(MAPS) as (keyof typeof MAPS)[]) unpin(mapPinPath(opts.pinDir, name));
   for (const dir of [linksDir(opts.pinDir), mapsDir(opts.pinDir), opts.pinDir]) {
     try {

@@ -36,7 +36,6 @@ async function execute(c: Command): Promise<number> {
       const r = attach({
         cgroup: c.cgroup ?? kubepodsOrThrow(),
         pinDir: c.pinDir,
-        ...(c.controlPorts ? { controlPorts: c.controlPorts } : {}),
         ...(c.objectPath ? { objectPath: c.objectPath } : {}),
       });
       process.stdout.write(`attached to ${r.cgroup} (pins in ${c.pinDir})\n`);

@@ -32,6 +32,7 @@ export const HELPERS = {
   map_update_elem: 2,
   map_delete_elem: 3,
   get_current_uid_gid: 15,
+  bind: 64,
   sock_hash_update: 70,
   msg_redirect_hash: 71,
   sk_storage_get: 107,
@@ -41,10 +42,10 @@ export const HELPERS = {
 
 /** The helpers each program type uses in bpf/meshlane.bpf.c. */
 const HELPERS_USED: Record<keyof typeof PROG_TYPES, (keyof typeof HELPERS)[]> = {
-  cgroup_sock_addr: ["map_lookup_elem", "get_current_uid_gid", "get_current_ancestor_cgroup_id", "sk_storage_get"],
+  cgroup_sock_addr: ["map_lookup_elem", "get_current_uid_gid", "get_current_ancestor_cgroup_id", "sk_storage_get", "bind"],
   sock_ops: ["map_lookup_elem", "map_update_elem", "map_delete_elem", "sock_hash_update", "sk_storage_get", "get_netns_cookie"],
   sk_msg: ["map_lookup_elem", "msg_redirect_hash", "sk_storage_get", "get_netns_cookie"],
-  cgroup_sockopt: ["map_lookup_elem", "sk_storage_get"],
+  cgroup_sockopt: ["map_lookup_elem", "sk_storage_get", "get_current_ancestor_cgroup_id"],
 };
 
 function attempt(name: string, required: boolean, f: () => string): Check {

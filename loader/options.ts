@@ -15,7 +15,7 @@ export const USAGE = `usage: meshlane-loader <command> [options]
 commands:
   doctor [--object FILE]       check that this node can run meshlane's data path
   attach [--cgroup PATH]       load the programs, pin them and attach them (idempotent)
-         [--pin-dir DIR] [--control-ports 15000,15004,...] [--object FILE]
+         [--pin-dir DIR] [--object FILE]
   run --node NAME              keep the BPF maps equal to this node's registrations: watches
       [--kubeconfig FILE]      ConfigMap meshlane-node-NAME in meshlane-system (credentials:
                                --kubeconfig, else $KUBECONFIG, else the pod's service account)
@@ -41,7 +41,7 @@ export class UsageError extends Error {
 export type Command =
   | { command: "help" }
   | { command: "doctor"; objectPath: string | undefined }
-  | { command: "attach"; cgroup: string | undefined; pinDir: string; controlPorts: number[] | undefined; objectPath: string | undefined }
+  | { command: "attach"; cgroup: string | undefined; pinDir: string; objectPath: string | undefined }
   | {
       command: "run";
       source: { node: string; kubeconfig: string | undefined } | { registryFile: string };
@@ -61,7 +61,7 @@ const help = { help: { type: "boolean", short: "h" } } as const;
 /** The options each command takes, and nothing else. */
 const OPTIONS = {
   doctor: { ...help, object: str },
-  attach: { ...help, cgroup: str, "pin-dir": str, "control-ports": str, object: str },
+  attach: { ...help, cgroup: str, "pin-dir": str, object: str },
   run: { ...help, node: str, kubeconfig: str, "registry-file": str, "pin-dir": str, kubepods: str, listen: str, resync: str, "state-file": str },
   status: { ...help, json: { type: "boolean" }, "pin-dir": str, "state-file": str },
   detach: { ...help, "pin-dir": str, "drain-ms": str },
@@ -86,13 +86,6 @@ export function parseListen(text: string): { host: string; port: number } {
   const port = text.slice(i + 1);
   if (i < 0 || !/^\d{1,5}$/.test(port) || Number(port) > 65535) throw new UsageError(`--listen wants HOST:PORT, got "${text}"`);
   return { host: text.slice(0, i).replace(/^\[(.*)\]$/, "$1") || "0.0.0.0", port: Number(port) };
-}
-
-export function parsePorts(text: string): number[] {
-  return text.split(",").map((p) => {
-    if (!/^\d{1,5}$/.test(p.trim()) || Number(p) < 1 || Number(p) > 65535) throw new UsageError(`--control-ports: "${p}" is not a port`);
-    return Number(p);
-  });
 }
 
 function positive(text: string, flag: string, what: string): number {
@@ -126,7 +119,6 @@ export function parseCommand(argv: string[]): Command {
         command: "attach",
         cgroup: path(v.cgroup, "--cgroup"),
         pinDir: path(v["pin-dir"], "--pin-dir") ?? DEFAULT_PIN_DIR,
-        controlPorts: v["control-ports"] === undefined ? undefined : parsePorts(v["control-ports"]),
         objectPath: path(v.object, "--object"),
       };
     }

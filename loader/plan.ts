@@ -14,6 +14,7 @@ import {
   POD_INBOUND_ALL_PORTS,
   POD_OUTBOUND_ALL_CIDRS,
   PortList,
+  RedirectMode,
   type MapsWithRole,
 } from "./maps/codecs.js";
 
@@ -74,6 +75,10 @@ export function desiredContents(placements: Placement[]): { contents: Contents; 
         proxy_gid: ic.proxyGid,
         outbound_port: ic.outboundPort,
         inbound_port: ic.inboundPort,
+        redirect: RedirectMode[ic.redirect],
+        // The first address of each family is the one a steered app socket is bound to; absent = zeros.
+        ip4: ips.find((ip) => ip.family === 4)?.bytes ?? new Uint8Array(4),
+        ip6: ips.find((ip) => ip.family === 6)?.bytes ?? new Uint8Array(16),
       })),
     );
     for (const ip of ips) {
@@ -84,6 +89,7 @@ export function desiredContents(placements: Placement[]): { contents: Contents; 
       [PortList.PORTS_INCLUDE_OUTBOUND, ic.includeOutboundPorts],
       [PortList.PORTS_EXCLUDE_INBOUND, ic.excludeInboundPorts],
       [PortList.PORTS_INCLUDE_INBOUND, ic.includeInboundPorts === "*" ? [] : ic.includeInboundPorts],
+      [PortList.PORTS_CONTROL, ic.controlPorts],
     ];
     for (const [list, ports] of portLists) {
       for (const port of ports) contents.mesh_ports.set(hex(MAPS.mesh_ports.key.encode({ cgroup_id: cgroupId, port, list })), PRESENT);

@@ -16,7 +16,6 @@ export interface Status {
   pinDir: string;
   attached: boolean;
   draining: boolean;
-  controlPorts: number[];
   programs: { program: ProgramName; attachedTo: string }[];
   pods: { cgroupId: string; ips: string[]; namespace?: string; name?: string; uid?: string; cgroup?: string }[];
   counters: Record<string, string>;
@@ -64,7 +63,6 @@ export function readStatus(pinDir: string, stateFile?: string): Status {
       pinDir,
       attached: programs.every((p) => p.attachedTo !== "not attached"),
       draining: (cfg.flags & MESH_CFG_DRAINING) !== 0,
-      controlPorts: cfg.control_ports.filter((p) => p !== 0),
       programs,
       pods,
       counters,
@@ -77,7 +75,6 @@ export function readStatus(pinDir: string, stateFile?: string): Status {
 export function formatStatus(s: Status): string {
   const lines = [
     `pins: ${s.pinDir}${s.draining ? " (DRAINING: a detach is in progress)" : ""}`,
-    `control ports left alone: ${s.controlPorts.join(", ")}`,
     "",
     "PROGRAM            ATTACHED TO",
     ...s.programs.map((p) => `${p.program.padEnd(18)} ${p.attachedTo}`),

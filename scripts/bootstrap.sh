@@ -50,3 +50,6 @@ if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
   cp package-lock.json "$stamp"
 fi
 npm run --silent build
+
+# kube-apiserver, kubectl and etcd for the control-plane tests and the demo (minutes once, then nothing).
+bash scripts/build-kube.sh >/dev/null

@@ -11,10 +11,16 @@ export interface SidecarPorts {
   inbound: number;
 }
 
+export interface SidecarOptions {
+  /** TCP Fast Open on both listeners and towards the servers (needs net.ipv4.tcp_fastopen=3 in the pod). */
+  tfo?: boolean;
+}
+
 /** Log line: "<frontend> <client ip:port> -> <server ip:port> <bytes to client>". */
 export const SIDECAR_LOG = /^(outbound|inbound) (\S+) -> (\S+) (\d+)$/;
 
-export function haproxyConfig(ports: SidecarPorts): string {
+export function haproxyConfig(ports: SidecarPorts, opts: SidecarOptions = {}): string {
+  const tfo = opts.tfo ? " tfo" : "";
   return `global
   maxconn 4096
   log stdout format raw local0
@@ -28,20 +34,20 @@ defaults
   timeout server 120s
 
 frontend outbound
-  bind 0.0.0.0:${ports.outbound}
-  bind :::${ports.outbound} v6only
+  bind 0.0.0.0:${ports.outbound}${tfo}
+  bind :::${ports.outbound} v6only${tfo}
   default_backend original_destination
 
 frontend inbound
-  bind 0.0.0.0:${ports.inbound}
-  bind :::${ports.inbound} v6only
+  bind 0.0.0.0:${ports.inbound}${tfo}
+  bind :::${ports.inbound} v6only${tfo}
   default_backend original_destination_from_passthrough
 
 backend original_destination
-  server orig 0.0.0.0:0
+  server orig 0.0.0.0:0${tfo}
 
 backend original_destination_from_passthrough
   source 127.0.0.6
-  server orig 0.0.0.0:0
+  server orig 0.0.0.0:0${tfo}
 `;
 }

@@ -14,10 +14,11 @@ import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import { defaultInterception, REGISTRATION_VERSION, type Interception, type Registration } from "../../registry/document.js";
 import { findCgroup2Mount } from "../../loader/cgroup.js";
-import { haproxyConfig, SIDECAR_LOG } from "./haproxy.js";
+import { haproxyConfig, SIDECAR_LOG, type SidecarOptions } from "./haproxy.js";
 import { istioNatRules } from "./istio-iptables.js";
 import type { Spec as SendSpec, Transfer as TransferResult } from "./peer.js";
 import { run } from "./run.js";
+import ts from "typescript";
 
 /** The checkout's root, from the sources (tsx) and from dist/ (the built demo) alike. */
 function repoRoot(): string {
@@ -30,7 +31,7 @@ function repoRoot(): string {
 }
 
 const REPO = repoRoot();
-const PEER = join(REPO, "lab", "topology", "peer.ts");
+const PEER_SOURCE = join(REPO, "lab", "topology", "peer.ts");
 const SUBNET = "10.77.0";
 const SUBNET6 = "fd77::";
 
@@ -69,7 +70,9 @@ export class TestPod {
   spawn(argv: string[], opts: { uid?: number; gid?: number } = {}): ChildProcess {
     const user = opts.uid === undefined ? [] : ["setpriv", `--reuid=${opts.uid}`, `--regid=${opts.gid ?? opts.uid}`, "--clear-groups"];
     const child = spawn("sh", ["-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', this.cgroup, "ip", "netns", "exec", this.netns, ...user, ...argv], {
-      cwd: REPO,
+      // Not the checkout: a clone may sit in a mode-0700 directory (root's home) that a
+      // process under another uid can neither enter nor read.
+      cwd: this.node.workDir,
       stdio: ["ignore", "pipe", "pipe"],
     });
     this.procs.push(child);
@@ -86,7 +89,7 @@ export class TestPod {
   }
 
   async startApp(port: number): Promise<void> {
-    const child = this.spawn(["node", "--import", "tsx", PEER, "serve", String(port)]);
+    const child = this.spawn(["node", this.node.peerScript(), "serve", String(port)]);
     await waitForLine(child, /^listening/, `app of pod ${this.name}`);
     onLines(child, (line) => {
       const m = /^accepted (\S+)$/.exec(line);
@@ -98,24 +101,29 @@ export class TestPod {
   /**
    * Starts lab/topology/origdst-probe.c as this pod's proxy user on `port` of one address family: it
    * accepts one connection, reports its original destination and echoes it.
-   * Resolves once listening; `answer` then resolves to "<address> <port>" (or "error <errno>").
+   * Resolves once listening; `answer` then resolves to "<address> <port>" (or "error <errno>"),
+   * `client` to the accepted connection's peer as "<address> <port>".
    * (Wrapped in an object: an async function returning a promise would wait for it.)
    */
-  async startProbe(port: number, family: 4 | 6): Promise<{ answer: Promise<string> }> {
-    const child = this.spawn([this.node.probeBinary(), String(port), String(family)], { uid: this.interception.proxyUid, gid: this.interception.proxyGid });
+  async startProbe(port: number, family: 4 | 6): Promise<{ answer: Promise<string>; client: Promise<string> }> {
+    const child = this.spawn([this.node.helperBinary("origdst-probe"), String(port), String(family)], { uid: this.interception.proxyUid, gid: this.interception.proxyGid });
+    let seenClient: (c: string) => void = () => undefined;
+    const client = new Promise<string>((resolve) => (seenClient = resolve));
     const answer = new Promise<string>((resolve) =>
       onLines(child, (line) => {
+        const c = /^client (.+)$/.exec(line);
+        if (c) seenClient(c[1]!);
         const m = /^origdst(?:-(error))? (.+)$/.exec(line);
         if (m) resolve(m[1] ? `error ${m[2]}` : m[2]!);
       }),
     );
     await waitForLine(child, /^ready/, `origdst probe of pod ${this.name}`);
-    return { answer };
+    return { answer, client };
   }
 
-  async startSidecar(cpus?: string): Promise<void> {
+  async startSidecar(cpus?: string, opts: SidecarOptions = {}): Promise<void> {
     const cfg = join(this.node.workDir, `${this.name}-haproxy.cfg`);
-    writeFileSync(cfg, haproxyConfig({ outbound: this.interception.outboundPort, inbound: this.interception.inboundPort }), { mode: 0o644 });
+    writeFileSync(cfg, haproxyConfig({ outbound: this.interception.outboundPort, inbound: this.interception.inboundPort }, opts), { mode: 0o644 });
     const pin = cpus === undefined ? [] : ["taskset", "-c", cpus];
     const child = this.spawn([...pin, "haproxy", "-db", "-f", cfg], { uid: this.interception.proxyUid, gid: this.interception.proxyGid });
     let err = "";
@@ -139,7 +147,7 @@ export class TestPod {
 
   /** Runs payload transfers from this pod's app side to host:port; one result per payload. */
   async send(host: string, port: number, spec: SendSpec, opts: { uid?: number } = {}) {
-    const r = await this.exec(["node", "--import", "tsx", PEER, "send", host, String(port), JSON.stringify(spec)], opts);
+    const r = await this.exec(["node", this.node.peerScript(), "send", host, String(port), JSON.stringify(spec)], opts);
     if (r.code !== 0) throw new Error(`peer send from ${this.name} exited ${r.code}: ${r.stderr}`);
     // Sidecars log a connection when it closes, a moment after the client saw the
     // close: let their logs settle so that callers see every connection they made.
@@ -230,7 +238,7 @@ export class TestNode {
     return this.addPod(name, { sidecar: false, iptables: false, underKubepods: false });
   }
 
-  private probe: string | null = null;
+  private peer: string | null = null;
   /** When any sidecar of this node last logged a connection. */
   lastSidecarLogAt = 0;
 
@@ -241,15 +249,36 @@ export class TestNode {
     while (Date.now() - this.lastSidecarLogAt < quietMs && Date.now() - start < maxMs) await sleep(25);
   }
 
-  /** Builds the original-destination probe once per node (clang is a build dependency already). */
-  probeBinary(): string {
-    if (!this.probe) {
-      const out = join(this.workDir, "origdst-probe");
-      const r = spawnSync("clang", ["-O2", "-Wall", "-Werror", "-o", out, join(REPO, "lab", "topology", "origdst-probe.c")], { encoding: "utf8" });
-      if (r.status !== 0) throw new Error(`building origdst-probe failed: ${r.stderr}`);
-      this.probe = out;
+  /**
+   * The peer app as plain JavaScript in the node's world-readable work directory, written
+   * once per node: the proxy uid runs it too, and it may not read a checkout under a
+   * mode-0700 directory. Plain node also starts faster than node with tsx.
+   */
+  peerScript(): string {
+    if (!this.peer) {
+      const out = join(this.workDir, "peer.mjs");
+      const js = ts.transpileModule(readFileSync(PEER_SOURCE, "utf8"), {
+        compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+        fileName: PEER_SOURCE,
+      }).outputText;
+      writeFileSync(out, js, { mode: 0o644 });
+      this.peer = out;
     }
-    return this.probe;
+    return this.peer;
+  }
+
+  private built = new Map<string, string>();
+
+  /** Builds one of lab/topology's C helpers once per node (clang is a build dependency already). */
+  helperBinary(name: "origdst-probe" | "tfo-client"): string {
+    let out = this.built.get(name);
+    if (!out) {
+      out = join(this.workDir, name);
+      const r = spawnSync("clang", ["-O2", "-Wall", "-Werror", "-o", out, join(REPO, "lab", "topology", `${name}.c`)], { encoding: "utf8" });
+      if (r.status !== 0) throw new Error(`building ${name} failed: ${r.stderr}`);
+      this.built.set(name, out);
+    }
+    return out;
   }
 
   registrations(pods: TestPod[]): Record<string, Registration> {

@@ -5,7 +5,9 @@
 // connection until the peer half-closes. HAProxy cannot stand in here: it only
 // ever asks SOL_IP, so it has no IPv6 original destination.
 //
-//   origdst-probe <port> <4|6>   prints "ready", then "origdst <address> <port>" or "origdst-error <errno>"
+//   origdst-probe <port> <4|6>   prints "ready", then "client <address> <port>" (the accepted
+//                                socket's peer: where the sidecar sees the app come from), then
+//                                "origdst <address> <port>" or "origdst-error <errno>"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -46,9 +48,15 @@ int main(int argc, char **argv)
 	}
 	struct sockaddr_storage orig;
 	socklen_t len = sizeof(orig);
+	char text[INET6_ADDRSTRLEN] = "";
+	if (getpeername(fd, (struct sockaddr *)&orig, &len) == 0) {
+		int port = orig.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&orig)->sin_port) : ntohs(((struct sockaddr_in6 *)&orig)->sin6_port);
+		void *addr = orig.ss_family == AF_INET ? (void *)&((struct sockaddr_in *)&orig)->sin_addr : (void *)&((struct sockaddr_in6 *)&orig)->sin6_addr;
+		printf("client %s %d\n", inet_ntop(orig.ss_family, addr, text, sizeof(text)), port);
+	}
+	len = sizeof(orig);
 	int rc = v4 ? getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &orig, &len)
 		    : getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &orig, &len);
-	char text[INET6_ADDRSTRLEN] = "";
 	if (rc) {
 		printf("origdst-error %d\n", errno);
 	} else if (orig.ss_family == AF_INET) {

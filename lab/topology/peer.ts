@@ -23,6 +23,9 @@ export interface Transfer {
   received: number;
   error?: string;
   ms: number;
+  /** The app's view of its socket once connected: getsockname and getpeername, as "address port". */
+  local?: string;
+  remote?: string;
 }
 
 function serve(port: number): void {
@@ -54,14 +57,16 @@ function transfer(host: string, port: number, size: number, spec: Spec): Promise
     const got = createHash("sha256");
     let received = 0;
     let done = false;
+    let view: { local?: string; remote?: string } = {};
     const finish = (error?: string) => {
       if (done) return;
       done = true;
       const ok = !error && received === size && got.digest("hex") === want;
-      resolve({ size, start: started, ok, received, ms: Date.now() - started, ...(error ? { error } : ok ? {} : { error: `checksum or length mismatch (${received}/${size} bytes)` }) });
+      resolve({ size, start: started, ok, received, ms: Date.now() - started, ...view, ...(error ? { error } : ok ? {} : { error: `checksum or length mismatch (${received}/${size} bytes)` }) });
     };
     const local = { ...(spec.localAddress ? { localAddress: spec.localAddress } : {}), ...(spec.localPort ? { localPort: spec.localPort } : {}) };
     const sock: Socket = connect({ host, port, ...local }, async () => {
+      view = { local: `${sock.localAddress} ${sock.localPort}`, remote: `${sock.remoteAddress} ${sock.remotePort}` };
       if (readDelayMs) {
         sock.pause();
         setTimeout(() => sock.resume(), readDelayMs);

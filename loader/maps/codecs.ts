@@ -2,12 +2,11 @@
 // object's BTF at load time (loader/object.ts); the constants are checked against
 // the header's text by test/loader/maps-header.test.ts.
 
-import { array, bytes, scalar, struct, u16, u32, u64, u8, type Codec } from "./layout.js";
+import { bytes, scalar, struct, u16, u32, u64, u8, type Codec } from "./layout.js";
 
 export const AF_INET = 2;
 export const AF_INET6 = 10;
 
-export const MESH_CONTROL_PORTS = 8;
 export const MESH_CFG_DRAINING = 1 << 0;
 export const POD_OUTBOUND_ALL_CIDRS = 1 << 0;
 export const POD_INBOUND_ALL_PORTS = 1 << 1;
@@ -18,6 +17,14 @@ export const PortList = {
   PORTS_INCLUDE_OUTBOUND: 2,
   PORTS_EXCLUDE_INBOUND: 3,
   PORTS_INCLUDE_INBOUND: 4,
+  PORTS_CONTROL: 5,
+} as const;
+
+/** enum redirect_mode, by the registration's names for the modes. */
+export const RedirectMode = {
+  proxy: 0,
+  all: 1,
+  none: 2,
 } as const;
 
 export const CidrList = {
@@ -39,15 +46,16 @@ export const COUNTERS = [
   "CNT_FALLBACK_DRAINING",
   "CNT_FALLBACK_PENDING_LOST",
   "CNT_FALLBACK_NAT",
+  "CNT_ORIGDST_REFUSED",
+  "CNT_UNPAIRED_BY_MODE",
+  "CNT_FALLBACK_SYN_DATA",
+  "CNT_FALLBACK_BIND",
 ] as const;
 export type CounterName = (typeof COUNTERS)[number];
 
 const addr = bytes(16, 4);
 
-export const meshConfig = struct("mesh_config", {
-  flags: u32,
-  control_ports: array(u16, MESH_CONTROL_PORTS),
-});
+export const meshConfig = struct("mesh_config", { flags: u32 });
 
 export const podEntry = struct("pod_entry", {
   flags: u32,
@@ -55,6 +63,9 @@ export const podEntry = struct("pod_entry", {
   proxy_gid: u32,
   outbound_port: u16,
   inbound_port: u16,
+  redirect: u32,
+  ip4: bytes(4, 4),
+  ip6: addr,
 });
 
 export const ipKey = struct("ip_key", { family: u32, addr });
@@ -97,10 +108,10 @@ export const handoverKey = struct("handover_key", {
   client_ip: addr,
   server_ip: addr,
   client_seq: u32,
-  server_seq: u32,
   server_port: u16,
   pad: u16,
   family: u32,
+  pad1: u32,
   netns: u64,
 });
 
@@ -155,6 +166,10 @@ export function mapsWithRole<R extends MapRole>(...roles: R[]): MapsWithRole<R>[
 export const PROGRAMS = {
   mesh_connect4: { attach: "cgroup", attachType: 10 /* BPF_CGROUP_INET4_CONNECT */ },
   mesh_connect6: { attach: "cgroup", attachType: 11 /* BPF_CGROUP_INET6_CONNECT */ },
+  mesh_getpeername4: { attach: "cgroup", attachType: 29 /* BPF_CGROUP_INET4_GETPEERNAME */ },
+  mesh_getpeername6: { attach: "cgroup", attachType: 30 /* BPF_CGROUP_INET6_GETPEERNAME */ },
+  mesh_getsockname4: { attach: "cgroup", attachType: 31 /* BPF_CGROUP_INET4_GETSOCKNAME */ },
+  mesh_getsockname6: { attach: "cgroup", attachType: 32 /* BPF_CGROUP_INET6_GETSOCKNAME */ },
   mesh_sockops: { attach: "cgroup", attachType: 3 /* BPF_CGROUP_SOCK_OPS */ },
   mesh_getsockopt: { attach: "cgroup", attachType: 21 /* BPF_CGROUP_GETSOCKOPT */ },
   mesh_sk_msg: { attach: "sockhash", attachType: 7 /* BPF_SK_MSG_VERDICT */ },

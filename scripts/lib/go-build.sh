@@ -14,6 +14,8 @@
 # REPLACE_FILE optional: lines "module version" added as `replace module => module version`
 #            (k8s.io/kubernetes requires its staging modules at v0.0.0)
 #
+# GO_BUILD_LDFLAGS (environment) is added to -ldflags, e.g. -X flags that stamp a version.
+#
 # A second call with the same NAME does nothing: bin/.complete is written last.
 
 meshlane_cache() {
@@ -51,7 +53,7 @@ go_build_pinned() {
     for p in $pkgs; do
       echo "go-build: $name: go build $p"
       # nice: a build must not starve the suites that may run beside it on 2 cores.
-      CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags=-s -o "$bin/$(basename "$p")" "$p"
+      CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags="-s ${GO_BUILD_LDFLAGS:-}" -o "$bin/$(basename "$p")" "$p"
     done
   ) || { echo "go-build: $name: build failed (module files in $dir/mod)" >&2; return 1; }
   echo "$module@$version built in $((SECONDS - started)) s" >"$bin/.complete"

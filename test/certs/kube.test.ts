@@ -1,12 +1,16 @@
-// The certs code against a fake API server through the real @kubernetes/client-node:
-// caBundle patching, the Secret store, and the webhook started with both.
+// The certs code against a real kube-apiserver through @kubernetes/client-node:
+// caBundle patching (the API server applies the JSON patch and its `test` ops), the
+// Secret store (real resourceVersion conflicts), and the webhook started as the
+// manifest runs it, with its own ServiceAccount's token and the manifest's RBAC.
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { request } from "node:https";
 import type { TLSSocket } from "node:tls";
+import { AdmissionregistrationV1Api, CoreV1Api, type V1MutatingWebhookConfiguration } from "@kubernetes/client-node";
 import pino from "pino";
+import { stringify } from "yaml";
 import { kubeWebhookConfigurationApi, publishCaBundle } from "../../certs/ca-bundle.js";
 import { SecretCertificateStore } from "../../certs/secret-store.js";
 import { renew } from "../../certs/renewal.js";
@@ -14,74 +18,101 @@ import { StoreConflictError } from "../../certs/store.js";
 import { SYSTEM_NAMESPACE } from "../../registry/names.js";
 import { parseServeArgs, type ServeOptions } from "../../webhook/options.js";
 import { startWebhook } from "../../webhook/service.js";
-import { FakeKube } from "./fake-kube.js";
+import { ControlPlane } from "../../lab/controlplane/index.js";
+import { find, loadManifest, MANIFEST_PATH } from "../manifests/manifest.js";
 
 const DAY = 86_400_000;
 const policy = { caValidityMs: 10 * DAY, servingValidityMs: 2 * DAY, renewBeforeMs: DAY, names: ["localhost"] };
-const kube = new FakeKube();
-before(() => kube.start());
-after(() => kube.stop());
+const objects = loadManifest();
+const MWC = find(objects, "MutatingWebhookConfiguration", "meshlane-webhook");
+const SECRET = find(objects, "Secret", "meshlane-webhook-certs").metadata!.name!;
+const WEBHOOK_SA = find(objects, "Deployment", "meshlane-webhook").spec!.template.spec!.serviceAccountName!;
 
-function webhookConfig(name: string) {
-  const hook = (n: string) => ({ name: n, clientConfig: { service: { name: "meshlane-webhook", namespace: SYSTEM_NAMESPACE, path: "/mutate" } }, admissionReviewVersions: ["v1"], sideEffects: "None" });
-  return { apiVersion: "admissionregistration.k8s.io/v1", kind: "MutatingWebhookConfiguration", metadata: { name }, webhooks: [hook("pods.meshlane.io"), hook("pods-reinvoked.meshlane.io")] };
+let cp: ControlPlane;
+let admission: AdmissionregistrationV1Api;
+let core: CoreV1Api;
+before(async () => {
+  cp = await ControlPlane.start();
+  admission = cp.admin.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
+  core = cp.admin.kubeConfig.makeApiClient(CoreV1Api);
+  await cp.kubectl(["apply", "-f", MANIFEST_PATH]);
+});
+after(() => cp?.stop());
+
+/** A configuration of two webhooks that nobody calls (it matches no namespace). */
+function webhookConfig(name: string): V1MutatingWebhookConfiguration {
+  const hook = (n: string) => ({
+    name: n, clientConfig: { service: { name: "meshlane-webhook", namespace: SYSTEM_NAMESPACE, path: "/mutate" } },
+    admissionReviewVersions: ["v1"], sideEffects: "None", failurePolicy: "Ignore",
+    namespaceSelector: { matchLabels: { "nobody.example/here": "x" } },
+  });
+  return { metadata: { name }, webhooks: [hook("pods.meshlane.io"), hook("pods-reinvoked.meshlane.io")] };
 }
 
-test("caBundle: every webhook gets the CA by JSON patch; a second publish changes nothing", async () => {
-  kube.webhookConfigs.set("mwc-a", webhookConfig("mwc-a"));
-  const api = kubeWebhookConfigurationApi(kube.kubeConfig());
+const caBundleOf = (config: V1MutatingWebhookConfiguration, i: number) => Buffer.from(config.webhooks![i]!.clientConfig.caBundle ?? "", "base64").toString();
+
+test("caBundle: every webhook gets the CA by JSON patch; a second publish writes nothing", async () => {
+  await admission.createMutatingWebhookConfiguration({ body: webhookConfig("mwc-a") });
+  const api = kubeWebhookConfigurationApi(cp.admin.kubeConfig);
   const pem = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
   assert.equal(await publishCaBundle(api, "mwc-a", pem), "patched");
-  const patchRequest = kube.requests.find((r) => r.method === "PATCH");
-  assert.equal(patchRequest?.contentType, "application/json-patch+json");
-  const stored = kube.webhookConfigs.get("mwc-a")!;
-  for (const w of stored.webhooks) assert.equal(Buffer.from(w.clientConfig.caBundle, "base64").toString(), pem);
-  assert.equal(stored.webhooks[0].clientConfig.service.path, "/mutate", "the rest of clientConfig is kept");
-  const patches = kube.requests.filter((r) => r.method === "PATCH").length;
+  const stored = await admission.readMutatingWebhookConfiguration({ name: "mwc-a" });
+  for (const i of [0, 1]) assert.equal(caBundleOf(stored, i), pem);
+  assert.equal(stored.webhooks![0]!.clientConfig.service!.path, "/mutate", "the rest of clientConfig is kept");
   assert.equal(await publishCaBundle(api, "mwc-a", pem), "unchanged");
-  assert.equal(kube.requests.filter((r) => r.method === "PATCH").length, patches);
+  const again = await admission.readMutatingWebhookConfiguration({ name: "mwc-a" });
+  assert.equal(again.metadata!.resourceVersion, stored.metadata!.resourceVersion, "no write at all");
 });
 
-test("caBundle: a webhook list reordered under us fails the patch instead of mis-writing", async () => {
-  kube.webhookConfigs.set("mwc-b", webhookConfig("mwc-b"));
-  kube.beforePatch = (config) => config.webhooks.reverse();
-  try {
-    await assert.rejects(publishCaBundle(kubeWebhookConfigurationApi(kube.kubeConfig()), "mwc-b", "PEM"), /MutatingWebhookConfiguration mwc-b: caBundle patch failed/);
-  } finally {
-    kube.beforePatch = undefined;
-  }
-  await assert.rejects(publishCaBundle(kubeWebhookConfigurationApi(kube.kubeConfig()), "missing", "PEM"), /MutatingWebhookConfiguration missing: read failed/);
+test("caBundle: a webhook list reordered between read and patch fails the patch instead of mis-writing", async () => {
+  await admission.createMutatingWebhookConfiguration({ body: webhookConfig("mwc-b") });
+  const real = kubeWebhookConfigurationApi(cp.admin.kubeConfig);
+  const racing = {
+    read: async (name: string) => {
+      const seen = await real.read(name);
+      const reordered = structuredClone(seen);
+      reordered.webhooks!.reverse();
+      await admission.replaceMutatingWebhookConfiguration({ name, body: reordered });
+      return seen;
+    },
+    patch: real.patch,
+  };
+  await assert.rejects(publishCaBundle(racing, "mwc-b", "PEM"), /MutatingWebhookConfiguration mwc-b: caBundle patch failed/);
+  const after = await admission.readMutatingWebhookConfiguration({ name: "mwc-b" });
+  assert.deepEqual(after.webhooks!.map((w) => w.clientConfig.caBundle), [undefined, undefined], "nothing written");
+  await assert.rejects(publishCaBundle(real, "missing", "PEM"), /MutatingWebhookConfiguration missing: read failed/);
 });
 
 test("Secret store: absent, created, read back, and a stale write is a conflict", async () => {
-  const store = new SecretCertificateStore(kube.kubeConfig(), SYSTEM_NAMESPACE, "certs-a");
+  const store = new SecretCertificateStore(cp.admin.kubeConfig, SYSTEM_NAMESPACE, "certs-a");
   assert.equal(await store.load(), undefined);
   const set = renew(undefined, { action: "new-ca", why: "test" }, new Date(), policy);
   await store.save(set);
-  const secret = kube.secrets.get(`${SYSTEM_NAMESPACE}/certs-a`)!;
+  const secret = await core.readNamespacedSecret({ namespace: SYSTEM_NAMESPACE, name: "certs-a" });
   assert.equal(secret.type, "kubernetes.io/tls");
-  assert.equal(secret.metadata.labels["app.kubernetes.io/part-of"], "meshlane");
+  assert.equal(secret.metadata!.labels!["app.kubernetes.io/part-of"], "meshlane");
   assert.deepEqual(await store.load(), set);
 
-  const other = new SecretCertificateStore(kube.kubeConfig(), SYSTEM_NAMESPACE, "certs-a");
+  const other = new SecretCertificateStore(cp.admin.kubeConfig, SYSTEM_NAMESPACE, "certs-a");
   await other.load();
   await store.save(renew(set, { action: "issue-serving", why: "test" }, new Date(), policy));
   await assert.rejects(other.save(set), StoreConflictError);
-  const fresh = new SecretCertificateStore(kube.kubeConfig(), SYSTEM_NAMESPACE, "certs-a");
+  const fresh = new SecretCertificateStore(cp.admin.kubeConfig, SYSTEM_NAMESPACE, "certs-a");
   await assert.rejects(fresh.save(set), StoreConflictError, "create over an existing Secret conflicts too");
 });
 
-test("webhook with --cert-secret and --webhook-config: serves a certificate the published caBundle verifies", async () => {
-  kube.webhookConfigs.set("meshlane-webhook", webhookConfig("meshlane-webhook"));
+test("the webhook as the manifest runs it, with its ServiceAccount's token: fills the manifest's Secret, and the published caBundle verifies it", async () => {
+  const identity = await cp.serviceAccount(SYSTEM_NAMESPACE, WEBHOOK_SA);
   const parsed = parseServeArgs([
-    "serve", "--self-signed", "--cert-secret", "webhook-certs", "--webhook-config", "meshlane-webhook",
+    "serve", "--self-signed", "--cert-secret", SECRET, "--webhook-config", MWC.metadata!.name!,
     "--port", "0", "--host", "127.0.0.1", "--san", "127.0.0.1", "--audit-log", "/dev/null",
   ]);
   const options = (parsed as { options: ServeOptions }).options;
-  const running = await startWebhook(options, { log: pino({ level: "silent" }), kubeConfig: () => kube.kubeConfig() });
+  const running = await startWebhook(options, { log: pino({ level: "silent" }), kubeConfig: () => identity.kubeConfig });
   try {
-    assert.ok(kube.secrets.has(`${SYSTEM_NAMESPACE}/webhook-certs`));
-    const caBundle = Buffer.from(kube.webhookConfigs.get("meshlane-webhook")!.webhooks[1].clientConfig.caBundle, "base64").toString();
+    const mwc = await admission.readMutatingWebhookConfiguration({ name: MWC.metadata!.name! });
+    const caBundle = caBundleOf(mwc, 0);
+    assert.match(caBundle, /BEGIN CERTIFICATE/);
     const serial = await new Promise<string>((resolve, reject) => {
       const req = request({ host: "127.0.0.1", port: running.port, path: "/readyz", agent: false, ca: caBundle, servername: "meshlane-webhook.meshlane-system.svc" }, (res) => {
         res.resume();
@@ -91,14 +122,18 @@ test("webhook with --cert-secret and --webhook-config: serves a certificate the 
       req.on("error", reject);
       req.end();
     });
-    const secretCert = Buffer.from(kube.secrets.get(`${SYSTEM_NAMESPACE}/webhook-certs`)!.data["tls.crt"], "base64").toString();
-    assert.equal(serial, new X509Certificate(secretCert).serialNumber);
+    const secret = await core.readNamespacedSecret({ namespace: SYSTEM_NAMESPACE, name: SECRET });
+    assert.equal(serial, new X509Certificate(Buffer.from(secret.data!["tls.crt"]!, "base64").toString()).serialNumber);
 
-    // `kubectl apply` of the manifest empties caBundle again; the next check restores it.
-    kube.webhookConfigs.set("meshlane-webhook", webhookConfig("meshlane-webhook"));
+    // Re-applying the manifest keeps caBundle (apply merges webhooks by name and never set
+    // the field); replacing the object, as a tool that owns it whole does, empties it.
+    await cp.kubectl(["apply", "-f", "-"], { input: stringify(MWC) });
+    assert.equal(caBundleOf(await admission.readMutatingWebhookConfiguration({ name: MWC.metadata!.name! }), 0), caBundle, "apply kept it");
+    await cp.kubectl(["replace", "-f", "-"], { input: stringify(MWC) });
+    assert.equal(caBundleOf(await admission.readMutatingWebhookConfiguration({ name: MWC.metadata!.name! }), 0), "", "replace removed it");
+    // The next check restores it.
     await running.certificates.check();
-    const restored = kube.webhookConfigs.get("meshlane-webhook")!.webhooks[0].clientConfig.caBundle;
-    assert.equal(Buffer.from(restored, "base64").toString(), caBundle);
+    assert.equal(caBundleOf(await admission.readMutatingWebhookConfiguration({ name: MWC.metadata!.name! }), 0), caBundle);
   } finally {
     await running.stop();
   }

@@ -35,6 +35,7 @@ describe("steering", () => {
     assert.equal((await a.redirectCounters()).outbound - ipt.outbound, total, "iptables redirected each connection to 15001");
     assert.equal(mesh.counters().CNT_CONNECT_OUTBOUND, before.CNT_CONNECT_OUTBOUND);
     assert.equal(a.sidecarLog.filter((l) => l.server === `${b.ip}:80`).length, total);
+    for (const l of a.sidecarLog) assert.ok(l.client.startsWith(`${a.ip}:`), `under iptables the sidecar sees the pod IP (${l.client})`);
   });
 
   test("outbound: a's app reaches b through both sidecars, steered by meshlane instead of iptables", async () => {
@@ -49,18 +50,22 @@ describe("steering", () => {
     assert.deepEqual(res.filter((r) => !r.ok), []);
     const after = mesh.counters();
     // a's sidecar accepted on loopback (connect-time steering) and forwarded to the original destination.
+    // It sees the app's connection come from the pod IP, as iptables' REDIRECT leaves it.
     const out = a.sidecarLog.filter((l) => l.frontend === "outbound");
     assert.equal(out.length, total);
     for (const l of out) {
-      assert.match(l.client, /^127\.0\.0\.1:\d+$/);
+      assert.match(l.client, new RegExp(`^${a.ip.replace(/\./g, "\\.")}:\\d+$`));
       assert.equal(l.server, `${b.ip}:80`, "HAProxy read the original destination through SO_ORIGINAL_DST");
     }
     assert.equal((await a.redirectCounters()).outbound, iptA.outbound, "iptables' outbound REDIRECT saw none of it");
     assert.equal(after.CNT_CONNECT_OUTBOUND - before.CNT_CONNECT_OUTBOUND, BigInt(total));
     assert.ok(after.CNT_ORIGDST_ANSWERED - before.CNT_ORIGDST_ANSWERED >= BigInt(2 * total), "both sidecars got the original destination from meshlane");
     const payload = BigInt(SIZES.sizes.reduce((x, y) => x + y, 0));
-    // Each byte crosses three pairs of sockets (app-sidecar, sidecar-sidecar, sidecar-app), both ways.
-    assert.ok(after.CNT_BYTES_REDIRECTED - before.CNT_BYTES_REDIRECTED >= 2n * payload, "payload moved socket to socket");
+    // Redirect mode proxy (the default): only the sidecar-sidecar pair is in the sockhash, so each
+    // byte is redirected once each way; the app's connections to its sidecar stay off it.
+    const redirected = after.CNT_BYTES_REDIRECTED - before.CNT_BYTES_REDIRECTED;
+    assert.equal(redirected, 2n * payload, "sidecar to sidecar, socket to socket");
+    assert.equal(after.CNT_UNPAIRED_BY_MODE - before.CNT_UNPAIRED_BY_MODE, BigInt(total), "each app connection kept off the sockhash");
   });
 
   test("inbound on the same node goes to b's 15006; b's sidecar reaches its own app directly", async () => {

@@ -47,7 +47,6 @@ describe("meshlane-loader CLI", () => {
     assert.equal(status.code, 0, status.err);
     const s = JSON.parse(status.out);
     assert.equal(s.attached, true);
-    assert.deepEqual(s.controlPorts, [15000, 15004, 15020, 15021, 15090]);
     assert.ok(s.programs.every((p: { attachedTo: string }) => p.attachedTo === mesh.node.kubepods || p.attachedTo === "sockhash mesh_socks"), status.out);
 
     assert.match(cli("status", ...pin).out, /PROGRAM\s+ATTACHED TO/);
@@ -84,9 +83,10 @@ describe("meshlane-loader CLI", () => {
     assert.match(run.err, /run needs either --node NAME \(Kubernetes mode\) or --registry-file FILE/);
     const both = cli("run", "--node", "n1", "--registry-file", "/tmp/r.json");
     assert.equal(both.code, 2);
-    const ports = cli("attach", "--cgroup", mesh.node.kubepods, "--pin-dir", mesh.pinDir, "--control-ports", "15000,x");
+    // Control ports are per pod now (the registration's controlPorts): the node-wide flag is gone.
+    const ports = cli("attach", "--cgroup", mesh.node.kubepods, "--pin-dir", mesh.pinDir, "--control-ports", "15000");
     assert.equal(ports.code, 2);
-    assert.match(ports.err, /"x" is not a port/);
+    assert.match(ports.err, /attach: Unknown option '--control-ports'/);
     const other = cli("status", "--drain-ms", "5");
     assert.equal(other.code, 2, "an option of another command is unknown here");
     assert.match(other.err, /^meshlane-loader: status: Unknown option '--drain-ms'/);

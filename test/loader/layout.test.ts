@@ -14,12 +14,12 @@ test("struct layout follows C alignment", () => {
 });
 
 test("encode and decode round-trip, missing fields are zero", () => {
-  const v = { flags: 3, proxy_uid: 1337, proxy_gid: 1338, outbound_port: 15001, inbound_port: 15006 };
+  const v = { flags: 3, proxy_uid: 1337, proxy_gid: 1338, outbound_port: 15001, inbound_port: 15006, redirect: 1, ip4: Uint8Array.of(10, 0, 0, 1), ip6: new Uint8Array(16).fill(7) };
   assert.deepEqual(MAPS.mesh_pods.value.decode(MAPS.mesh_pods.value.encode(v)), v);
   const key = MAPS.mesh_cidrs.key.decode(MAPS.mesh_cidrs.key.encode({ prefixlen: 152, cgroup_id: 7n }));
   assert.equal(key.list, 0);
   assert.deepEqual(Array.from(key.addr), new Array(16).fill(0));
-  assert.throws(() => MAPS.mesh_config.value.encode({ control_ports: new Array(9).fill(1) }), /do not fit/);
+  assert.throws(() => MAPS.mesh_pods.value.encode({ ip4: new Uint8Array(5) }), /do not fit/);
 });
 
 test("a layout that differs from the compiler's is reported field by field", () => {

@@ -33,13 +33,16 @@ function enumValues(source: string, name: string): Map<string, number> {
 }
 
 test("meshlane's constants match bpf/maps.h", () => {
-  assert.equal(codecs.MESH_CONTROL_PORTS, define("MESH_CONTROL_PORTS"));
   assert.equal(codecs.MESH_CFG_DRAINING, define("MESH_CFG_DRAINING"));
   assert.equal(codecs.POD_OUTBOUND_ALL_CIDRS, define("POD_OUTBOUND_ALL_CIDRS"));
   assert.equal(codecs.POD_INBOUND_ALL_PORTS, define("POD_INBOUND_ALL_PORTS"));
   assert.equal(codecs.CIDR_KEY_FIXED_BITS, define("CIDR_KEY_FIXED_BITS"));
   assert.deepEqual(Object.fromEntries(enumValues(mapsH, "port_list")), codecs.PortList);
   assert.deepEqual(Object.fromEntries(enumValues(mapsH, "cidr_list")), codecs.CidrList);
+  assert.deepEqual(
+    Object.fromEntries(enumValues(mapsH, "redirect_mode")),
+    Object.fromEntries(Object.entries(codecs.RedirectMode).map(([mode, n]) => [`REDIRECT_${mode.toUpperCase()}`, n])),
+  );
   const counters = enumValues(mapsH, "mesh_counter");
   assert.deepEqual([...counters.keys()].filter((k) => k !== "CNT_MAX"), [...codecs.COUNTERS]);
   codecs.COUNTERS.forEach((name, i) => assert.equal(counters.get(name), i, name));
@@ -55,6 +58,10 @@ test("kernel numbers match the installed linux/bpf.h", () => {
   const names: Record<string, string> = {
     mesh_connect4: "BPF_CGROUP_INET4_CONNECT",
     mesh_connect6: "BPF_CGROUP_INET6_CONNECT",
+    mesh_getpeername4: "BPF_CGROUP_INET4_GETPEERNAME",
+    mesh_getpeername6: "BPF_CGROUP_INET6_GETPEERNAME",
+    mesh_getsockname4: "BPF_CGROUP_INET4_GETSOCKNAME",
+    mesh_getsockname6: "BPF_CGROUP_INET6_GETSOCKNAME",
     mesh_sockops: "BPF_CGROUP_SOCK_OPS",
     mesh_getsockopt: "BPF_CGROUP_GETSOCKOPT",
     mesh_sk_msg: "BPF_SK_MSG_VERDICT",

@@ -2,11 +2,28 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { desiredContents } from "../../loader/plan.js";
 import { defaultInterception, REGISTRATION_VERSION, type Registration } from "../../registry/document.js";
-import { MAPS, PortList, POD_INBOUND_ALL_PORTS, POD_OUTBOUND_ALL_CIDRS } from "../../loader/maps/codecs.js";
+import { MAPS, PortList, POD_INBOUND_ALL_PORTS, POD_OUTBOUND_ALL_CIDRS, RedirectMode } from "../../loader/maps/codecs.js";
 
+/** A registration; no control ports unless a test gives some, so rule counts stay small. */
 function reg(uid: string, ips: string[], ic: Partial<Registration["interception"]> = {}): Registration {
-  return { version: REGISTRATION_VERSION, namespace: "ns", name: uid, uid, ips, interception: { ...defaultInterception(), ...ic } };
+  return { version: REGISTRATION_VERSION, namespace: "ns", name: uid, uid, ips, interception: { ...defaultInterception(), controlPorts: [], ...ic } };
 }
+
+test("the pod entry carries the redirect mode, the pod's own addresses and, as rules, its control ports", () => {
+  for (const mode of ["proxy", "all", "none"] as const) {
+    const { contents } = desiredContents([{ registration: reg("a", ["fd00::1", "10.0.0.1", "10.0.0.2"], { redirect: mode, controlPorts: [15020, 15021] }), cgroupId: 9n }]);
+    const pod = MAPS.mesh_pods.value.decode(Buffer.from([...contents.mesh_pods.values()][0]!, "hex"));
+    assert.equal(pod.redirect, RedirectMode[mode]);
+    assert.deepEqual(Array.from(pod.ip4), [10, 0, 0, 1], "the first IPv4 address");
+    assert.deepEqual(Array.from(pod.ip6), [0xfd, ...new Array(14).fill(0), 1]);
+    const ports = [...contents.mesh_ports.keys()].map((k) => MAPS.mesh_ports.key.decode(Buffer.from(k, "hex")));
+    assert.deepEqual(ports.map((p) => [p.list, p.port]).sort(), [[PortList.PORTS_CONTROL, 15020], [PortList.PORTS_CONTROL, 15021]]);
+  }
+  const v4only = desiredContents([{ registration: reg("b", ["10.0.0.3"]), cgroupId: 1n }]).contents;
+  const pod = MAPS.mesh_pods.value.decode(Buffer.from([...v4only.mesh_pods.values()][0]!, "hex"));
+  assert.equal(pod.redirect, RedirectMode.proxy, "the default mode");
+  assert.deepEqual(Array.from(pod.ip6), new Array(16).fill(0), "no IPv6 address: zeros, nothing to bind to");
+});
 
 test("a pod becomes a pod entry, one IP entry per address and one rule per listed port or CIDR", () => {
   const { contents, problems } = desiredContents([
