@@ -59,9 +59,19 @@ const fromHex = (k: string) => Buffer.from(k, "hex");
 
 export function planSteps(current: Contents, wanted: { uid: string; cgroupId: bigint; contents: Contents }[]): StepPlan {
   const wantedCgroups = new Set(wanted.map((w) => w.cgroupId));
-  const wantedKeys = Object.fromEntries(POD_MAPS.map((m) => [m, new Set(wanted.flatMap((w) => [...w.contents[m].keys()]))])) as Record<PodMap, Set<string>>;
-  const stale = (map: PodMap, owner: (id: bigint) => boolean): MapOp[] =>
-    [...current[map]].filter(([k, v]) => !wantedKeys[map].has(k) && owner(ownerOf(map, fromHex(k), fromHex(v)))).map(([k]) => ({ map, op: "delete", key: fromHex(k) }));
+  // Entries no pod wants any more, by the cgroup they belong to: decoded once, so a reconcile stays linear in the entries.
+  const staleByOwner = new Map<bigint, Record<PodMap, MapOp[]>>();
+  for (const map of POD_MAPS) {
+    const wantedKeys = new Set(wanted.flatMap((w) => [...w.contents[map].keys()]));
+    for (const [k, v] of current[map]) {
+      if (wantedKeys.has(k)) continue;
+      const owner = ownerOf(map, fromHex(k), fromHex(v));
+      let bucket = staleByOwner.get(owner);
+      if (!bucket) staleByOwner.set(owner, (bucket = Object.fromEntries(POD_MAPS.map((m) => [m, []])) as unknown as Record<PodMap, MapOp[]>));
+      bucket[map].push({ map, op: "delete", key: fromHex(k) });
+    }
+  }
+  const stale = (map: PodMap, owners: (id: bigint) => boolean): MapOp[] => [...staleByOwner].filter(([id]) => owners(id)).flatMap(([, b]) => b[map]);
   const gone = (id: bigint) => !wantedCgroups.has(id);
 
   const pods = [...wanted].sort((a, b) => a.uid.localeCompare(b.uid)).map(({ uid, cgroupId, contents }): PodStep => {
@@ -71,12 +81,12 @@ export function planSteps(current: Contents, wanted: { uid: string; cgroupId: bi
         if (!current[map].has(k)) newKeys[map]++;
         return { map, op: "put", key: fromHex(k), value: fromHex(v) };
       });
-    const mine = (id: bigint) => id === cgroupId;
+    const mine = staleByOwner.get(cgroupId);
     return {
       uid,
       cgroupId,
       puts: [...puts("mesh_ports"), ...puts("mesh_cidrs"), ...puts("mesh_pod_ips"), ...puts("mesh_pods")],
-      deletes: [...stale("mesh_pod_ips", mine), ...stale("mesh_cidrs", mine), ...stale("mesh_ports", mine)],
+      deletes: mine ? [...mine.mesh_pod_ips, ...mine.mesh_cidrs, ...mine.mesh_ports] : [],
       newKeys,
     };
   });

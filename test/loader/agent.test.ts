@@ -132,17 +132,18 @@ describe("loader run (standalone)", () => {
     const state = (uid: string) => r.pods.find((p) => p.uid === uid)!;
     assert.equal(state(huge.uid).state, "not-applied");
     assert.equal(state(huge.uid).reason, "map-full");
-    assert.match(state(huge.uid).problem!, /mesh_ports is full: the pod needs 66535 new entries, \d+ are free of 65536; nothing of it was written/);
+    const controlPorts = (huge.interception.controlPorts as number[]).length;
+    assert.match(state(huge.uid).problem!, new RegExp(`mesh_ports is full: the pod needs ${66535 + controlPorts} new entries, \\d+ are free of 65536; nothing of it was written`));
     for (const uid of [a.uid, b.uid, small.uid]) assert.equal(state(uid).state, "registered", uid);
     assert.equal(podsInMap(), 3, "a, b and the small pod; not the huge one");
-    assert.equal(portRules(), rulesBefore + 1, "only the small pod's rule was added");
+    assert.equal(portRules(), rulesBefore + 1 + (small.interception.controlPorts as number[]).length, "only the small pod's rules were added");
     assert.match(await metrics(), /meshlane_pods\{state="not-applied",reason="map-full"\} 1/);
     assert.match(await metrics(), /meshlane_pods\{state="registered",reason="applied"\} 3/);
     const warn = [...logLines].reverse().find((l) => l.msg === "registration not applied" && l.uid === huge.uid);
     assert.equal(warn?.reason, "map-full");
     const summary = [...logLines].reverse().find((l) => typeof l.msg === "string" && l.msg.startsWith("maps updated"));
     assert.deepEqual(summary?.notApplied, [huge.uid]);
-    assert.equal(summary?.entriesNotWritten, 66537, "the huge pod's rules, IP and pod entry");
+    assert.equal(summary?.entriesNotWritten, 66535 + controlPorts + 2, "the huge pod's rules, IP and pod entry");
 
     // The map has room once the huge pod's registration is fixed: it is applied then.
     write({ ...regs, [huge.uid]: { ...huge, interception: { ...huge.interception, excludeOutboundPorts: [1], excludeInboundPorts: [] } }, [small.uid]: small });

@@ -8,8 +8,9 @@ import { ownerOf, planSteps, shortfall, type PerMap } from "../../loader/pod-ste
 import { defaultInterception, REGISTRATION_VERSION, type Registration } from "../../registry/document.js";
 import { MAPS } from "../../loader/maps/codecs.js";
 
+/** Without control ports unless asked: each would be one more port rule in every table below. */
 function reg(uid: string, ips: string[], ic: Partial<Registration["interception"]> = {}): Registration {
-  return { version: REGISTRATION_VERSION, namespace: "ns", name: uid, uid, ips, interception: { ...defaultInterception(), ...ic } };
+  return { version: REGISTRATION_VERSION, namespace: "ns", name: uid, uid, ips, interception: { ...defaultInterception(), controlPorts: [], ...ic } };
 }
 const want = (uid: string, cgroupId: bigint, ips: string[], ic: Partial<Registration["interception"]> = {}) => ({
   uid,
