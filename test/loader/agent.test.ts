@@ -120,6 +120,8 @@ describe("loader run (standalone)", () => {
 
   test("a pod too big for a map is reported, nothing of it is written, and every other pod is applied", async () => {
     const regs = mesh.node.registrations([a, b]);
+    write(regs);
+    await agent.syncNow();
     const rulesBefore = portRules();
     // 65,535 + 1,000 port rules: more than mesh_ports holds (65,536).
     const huge = extraPod("7d1c2b3a-0000-4000-8000-00000000f111", "10.77.0.251", {
