@@ -11,8 +11,9 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Mesh } from "../lab/topology/mesh.js";
-import { ISTIO_INJECTION_LABELS, LocalCluster, MESHLANE_LABELS } from "../lab/local-cluster.js";
+import type { LocalCluster } from "../lab/local-cluster.js";
+import { metricValue as gauge, podIp, withNodeCluster } from "../lab/node-cluster.js";
+import type { Mesh } from "../lab/topology/mesh.js";
 
 const STEPS = [0, 100, 1000];
 const PER_SECOND = 50;
@@ -25,21 +26,11 @@ const OUT = new URL("../bench/results/loader-memory.json", import.meta.url);
 
 const mib = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;
 
-function gauge(metrics: string, name: string, labels = ""): number {
-  const m = new RegExp(`^${name}${labels ? `\\{${labels}\\}` : "(?:\\{[^}]*\\})?"} (\\S+)$`, "m").exec(metrics);
-  if (!m) throw new Error(`metric ${name}{${labels}} not found`);
-  return Number(m[1]);
-}
-
 /** VmRSS and VmHWM (peak) of a process, from the kernel. */
 function procMemory(pid: number): { rss: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB$`, "m").exec(status)![1]) * 1024;
   return { rss: kib("VmRSS"), peak: kib("VmHWM") };
-}
-
-function podIp(i: number): string {
-  return `10.96.${Math.floor(i / 250)}.${(i % 250) + 1}`;
 }
 
 interface Step {
@@ -54,72 +45,68 @@ interface Step {
 }
 
 async function main(): Promise<void> {
-  const mesh = await Mesh.create();
-  let cluster: LocalCluster | undefined;
-  try {
-    mesh.attach();
-    const workDir = join(mesh.node.workDir, "cluster");
-    mkdirSync(workDir);
-    cluster = await LocalCluster.start({ workDir, nodeName: NODE, kubepods: mesh.node.kubepods, pinDir: mesh.pinDir, apiTls: false, registrarResync: "1m", loaderResyncSeconds: 10 });
-    await cluster.createNamespace(NAMESPACE, { ...ISTIO_INJECTION_LABELS, ...MESHLANE_LABELS });
-    const pid = cluster.loader!.child.pid!;
-    const steps: Step[] = [];
-    let created = 0;
-    for (const target of STEPS) {
-      const started = performance.now();
-      let inFlight = 0;
-      const turns: (() => void)[] = [];
-      const batch = Array.from({ length: target - created }, (_, j) => created + j);
-      await Promise.all(batch.map(async (i, j) => {
-        await sleep(Math.max(0, started + (j * 1000) / PER_SECOND - performance.now()));
-        while (inFlight >= MAX_IN_FLIGHT) await new Promise<void>((resolve) => turns.push(resolve));
-        inFlight++;
-        try {
-          const pod = await cluster!.createPod(NAMESPACE, `pod-${i}`);
-          mkdirSync(join(mesh.node.kubepods, `pod${pod.metadata!.uid}`));
-          await cluster!.runPod(NAMESPACE, `pod-${i}`, [podIp(i)]);
-        } finally {
-          inFlight--;
-          turns.shift()?.();
-        }
-      }));
-      created = target;
-      const deadline = performance.now() + STEP_DEADLINE_MS;
-      while (gauge(await cluster.metrics("loader"), "meshlane_pods", 'state="registered",reason="applied"') !== target) {
-        if (performance.now() > deadline) throw new Error(`the loader did not report ${target} pods registered within ${STEP_DEADLINE_MS / 1000} s`);
-        await sleep(100);
-      }
-      await sleep(SETTLE_MS);
-      const text = await cluster.metrics("loader");
-      const proc = procMemory(pid);
-      const spaces = Object.fromEntries(
-        [...text.matchAll(/^meshlane_loader_nodejs_heap_space_size_used_bytes\{space="(\w+)"\} (\S+)$/gm)].map((m) => [m[1]!, mib(Number(m[2]))]),
-      );
-      const step: Step = {
-        pods: target,
-        rssMiB: mib(proc.rss),
-        peakRssMiB: mib(proc.peak),
-        heapUsedMiB: mib(gauge(text, "meshlane_loader_nodejs_heap_size_used_bytes")),
-        heapTotalMiB: mib(gauge(text, "meshlane_loader_nodejs_heap_size_total_bytes")),
-        externalMiB: mib(gauge(text, "meshlane_loader_nodejs_external_memory_bytes")),
-        heapSpacesUsedMiB: spaces,
-        configMapKiB: Math.round(Buffer.byteLength(JSON.stringify((await cluster.nodeConfigMap())?.data ?? {})) / 1024),
-      };
-      steps.push(step);
-      process.stdout.write(`${String(target).padStart(5)} pods: RSS ${step.rssMiB} MiB (peak ${step.peakRssMiB}), heap used ${step.heapUsedMiB} of ${step.heapTotalMiB} MiB, external ${step.externalMiB} MiB, ConfigMap ${step.configMapKiB} KiB\n`);
+  await withNodeCluster(NODE, NAMESPACE, async (mesh, cluster) => {
+    try {
+      await measure(mesh, cluster);
+    } catch (e) {
+      // What the loader said is the first thing to read when a step fails.
+      process.stderr.write(`loader output, last lines:\n${cluster.loader?.output().split("\n").slice(-20).join("\n")}\n`);
+      throw e;
     }
-    const result = { at: new Date().toISOString(), node: process.version, kernel: readFileSync("/proc/sys/kernel/osrelease", "utf8").trim(), podsPerSecond: PER_SECOND, settleMs: SETTLE_MS, steps };
-    mkdirSync(new URL(".", OUT), { recursive: true });
-    writeFileSync(OUT, JSON.stringify(result, null, 2) + "\n");
-    process.stdout.write(`written to bench/results/loader-memory.json\n`);
-  } catch (e) {
-    // What the loader said is the first thing to read when a step fails.
-    process.stderr.write(`loader output, last lines:\n${cluster?.loader?.output().split("\n").slice(-20).join("\n")}\n`);
-    throw e;
-  } finally {
-    await cluster?.stop();
-    await mesh.destroy();
+  });
+}
+
+async function measure(mesh: Mesh, cluster: LocalCluster): Promise<void> {
+  const pid = cluster.loader!.child.pid!;
+  const steps: Step[] = [];
+  let created = 0;
+  for (const target of STEPS) {
+    const started = performance.now();
+    let inFlight = 0;
+    const turns: (() => void)[] = [];
+    const batch = Array.from({ length: target - created }, (_, j) => created + j);
+    await Promise.all(batch.map(async (i, j) => {
+      await sleep(Math.max(0, started + (j * 1000) / PER_SECOND - performance.now()));
+      while (inFlight >= MAX_IN_FLIGHT) await new Promise<void>((resolve) => turns.push(resolve));
+      inFlight++;
+      try {
+        const pod = await cluster.createPod(NAMESPACE, `pod-${i}`);
+        mkdirSync(join(mesh.node.kubepods, `pod${pod.metadata!.uid}`));
+        await cluster.runPod(NAMESPACE, `pod-${i}`, [podIp(i)]);
+      } finally {
+        inFlight--;
+        turns.shift()?.();
+      }
+    }));
+    created = target;
+    const deadline = performance.now() + STEP_DEADLINE_MS;
+    while (gauge(await cluster.metrics("loader"), "meshlane_pods", 'state="registered",reason="applied"') !== target) {
+      if (performance.now() > deadline) throw new Error(`the loader did not report ${target} pods registered within ${STEP_DEADLINE_MS / 1000} s`);
+      await sleep(100);
+    }
+    await sleep(SETTLE_MS);
+    const text = await cluster.metrics("loader");
+    const proc = procMemory(pid);
+    const spaces = Object.fromEntries(
+      [...text.matchAll(/^meshlane_loader_nodejs_heap_space_size_used_bytes\{space="(\w+)"\} (\S+)$/gm)].map((m) => [m[1]!, mib(Number(m[2]))]),
+    );
+    const step: Step = {
+      pods: target,
+      rssMiB: mib(proc.rss),
+      peakRssMiB: mib(proc.peak),
+      heapUsedMiB: mib(gauge(text, "meshlane_loader_nodejs_heap_size_used_bytes")),
+      heapTotalMiB: mib(gauge(text, "meshlane_loader_nodejs_heap_size_total_bytes")),
+      externalMiB: mib(gauge(text, "meshlane_loader_nodejs_external_memory_bytes")),
+      heapSpacesUsedMiB: spaces,
+      configMapKiB: Math.round(Buffer.byteLength(JSON.stringify((await cluster.nodeConfigMap())?.data ?? {})) / 1024),
+    };
+    steps.push(step);
+    process.stdout.write(`${String(target).padStart(5)} pods: RSS ${step.rssMiB} MiB (peak ${step.peakRssMiB}), heap used ${step.heapUsedMiB} of ${step.heapTotalMiB} MiB, external ${step.externalMiB} MiB, ConfigMap ${step.configMapKiB} KiB\n`);
   }
+  const result = { at: new Date().toISOString(), node: process.version, kernel: readFileSync("/proc/sys/kernel/osrelease", "utf8").trim(), podsPerSecond: PER_SECOND, settleMs: SETTLE_MS, steps };
+  mkdirSync(new URL(".", OUT), { recursive: true });
+  writeFileSync(OUT, JSON.stringify(result, null, 2) + "\n");
+  process.stdout.write(`written to bench/results/loader-memory.json\n`);
 }
 
 await main();

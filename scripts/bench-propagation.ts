@@ -20,8 +20,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { cgroupId } from "../loader/cgroup.js";
 import * as bpf from "../loader/libbpf.js";
 import { MAPS } from "../loader/maps/codecs.js";
-import { Mesh } from "../lab/topology/mesh.js";
-import { ISTIO_INJECTION_LABELS, LocalCluster, MESHLANE_LABELS } from "../lab/local-cluster.js";
+import type { LocalCluster } from "../lab/local-cluster.js";
+import { metricValue as gauge, podIp, withNodeCluster } from "../lab/node-cluster.js";
 
 const PODS = 1000;
 const PER_SECOND = 50;
@@ -43,13 +43,6 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
-/** One gauge of a Prometheus text, e.g. meshlane_loader_process_resident_memory_bytes. */
-function gauge(metrics: string, name: string): number {
-  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(metrics);
-  if (!m) throw new Error(`metric ${name} not found`);
-  return Number(m[1]);
-}
-
 async function memory(cluster: LocalCluster): Promise<Record<"webhook" | "loader", { rss: number; heap: number }>> {
   const of = async (which: "webhook" | "loader") => {
     const text = await cluster.metrics(which);
@@ -60,21 +53,8 @@ async function memory(cluster: LocalCluster): Promise<Record<"webhook" | "loader
 
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
-/** 10.96.0.0/16, skipping .0 and .255 in each /24 so no address looks like a network or broadcast one. */
-function podIp(i: number): string {
-  return `10.96.${Math.floor(i / 250)}.${(i % 250) + 1}`;
-}
-
 async function main(): Promise<void> {
-  const mesh = await Mesh.create();
-  let cluster: LocalCluster | undefined;
-  try {
-    mesh.attach();
-    const workDir = join(mesh.node.workDir, "cluster");
-    mkdirSync(workDir);
-    // Production resync periods: a resync lists every pod, which is not what is measured here.
-    cluster = await LocalCluster.start({ workDir, nodeName: NODE, kubepods: mesh.node.kubepods, pinDir: mesh.pinDir, apiTls: false, registrarResync: "1m", loaderResyncSeconds: 10 });
-    await cluster.createNamespace(NAMESPACE, { ...ISTIO_INJECTION_LABELS, ...MESHLANE_LABELS });
+  await withNodeCluster(NODE, NAMESPACE, async (mesh, cluster) => {
     await sleep(SETTLE_MS); // memory is read after the same quiet time before and after
     const before = await memory(cluster);
     const podsFd = mesh.fds().mesh_pods;
@@ -95,11 +75,11 @@ async function main(): Promise<void> {
       while (inFlight >= MAX_IN_FLIGHT) await new Promise<void>((resolve) => turns.push(resolve));
       inFlight++;
       try {
-        const api = await cluster!.createPod(NAMESPACE, s.name);
+        const api = await cluster.createPod(NAMESPACE, s.name);
         const dir = join(mesh.node.kubepods, `pod${api.metadata!.uid}`);
         mkdirSync(dir); // kubelet makes the pod's cgroup before the network gives it an IP
         s.key = MAPS.mesh_pods.key.encode(cgroupId(dir));
-        await cluster!.runPod(NAMESPACE, s.name, [podIp(i)]);
+        await cluster.runPod(NAMESPACE, s.name, [podIp(i)]);
         s.ipAt = performance.now();
         waiting.add(s);
       } catch (e) {
@@ -144,10 +124,7 @@ async function main(): Promise<void> {
     for (const [label, which] of [["webhook + registrar process", "webhook"], ["loader process", "loader"]] as const) {
       out.write(`  ${label.padEnd(30)} RSS ${mib(before[which].rss).padStart(9)}   RSS ${mib(after[which].rss).padStart(9)}   (heap used ${mib(before[which].heap)} → ${mib(after[which].heap)})\n`);
     }
-  } finally {
-    await cluster?.stop();
-    await mesh.destroy();
-  }
+  });
 }
 
 await main();
