@@ -5,6 +5,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, renameSync, rmdirSync, writeFileSync } from "node:fs";
+import { get } from "node:http";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { pino } from "pino";
@@ -31,7 +32,14 @@ describe("loader run (standalone)", () => {
       done();
     },
   });
-  const metrics = async () => (await fetch(`${base}/metrics`)).text();
+  // A fresh connection per scrape: a kept-alive one may be closed by the server while a long sync runs.
+  const metrics = () =>
+    new Promise<string>((resolve, reject) => {
+      get(`${base}/metrics`, { agent: false }, (res) => {
+        let body = "";
+        res.setEncoding("utf8").on("data", (d: string) => (body += d)).on("end", () => resolve(body)).on("error", reject);
+      }).on("error", reject);
+    });
   /** A registration of a pod whose cgroup the test makes (and may remove) itself. */
   const extraPod = (uid: string, ip: string, interception: Record<string, unknown> = {}) => {
     const base = mesh.node.registrations([a])[a.uid]! as Record<string, any>;
