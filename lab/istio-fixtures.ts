@@ -1,11 +1,9 @@
-// Istio's own injection fixtures (shared/fixtures/istio, see PROVENANCE.md) turned into
-// the Pod AdmissionReviews the API server would send after Istio's webhook ran.
+// Pods injected by Istio's own injector (lab/istio/), turned into the Pod AdmissionReviews
+// the API server would send after Istio's webhook ran.
 
-import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { parseAllDocuments } from "yaml";
+import { FIXTURES, injectedPod } from "./istio/fixtures.js";
 
-export const FIXTURE_DIR = new URL("../../shared/fixtures/istio/", import.meta.url).pathname;
+export { injectedPod } from "./istio/fixtures.js";
 
 export interface Fixture {
   file: string;
@@ -14,24 +12,8 @@ export interface Fixture {
 
 type Obj = Record<string, unknown>;
 
-/** A Deployment's template becomes a Pod; a bare Pod stays as it is. */
-function podOf(doc: Obj, file: string): Obj {
-  if (doc.kind === "Pod") return doc;
-  const template = (doc.spec as Obj | undefined)?.template as Obj | undefined;
-  if (!template) throw new Error(`${file}: ${String(doc.kind)} has no spec.template`);
-  const metadata = { ...(template.metadata as Obj), generateName: `${String((doc.metadata as Obj).name)}-` };
-  return { apiVersion: "v1", kind: "Pod", metadata, spec: template.spec };
-}
-
 export function loadFixtures(): Fixture[] {
-  const files = readdirSync(FIXTURE_DIR).filter((f) => f.endsWith(".yaml") || f.endsWith(".injected")).sort();
-  return files.map((file) => {
-    const docs = parseAllDocuments(readFileSync(join(FIXTURE_DIR, file), "utf8"))
-      .map((d) => d.toJS() as Obj | null)
-      .filter((d): d is Obj => d !== null);
-    if (docs.length !== 1) throw new Error(`${file}: expected one manifest, found ${docs.length}`);
-    return { file, pod: podOf(docs[0]!, file) };
-  });
+  return Object.keys(FIXTURES).sort().map((file) => ({ file, pod: injectedPod(file) }));
 }
 
 let uidCounter = 0;

@@ -12,10 +12,10 @@ import { get as httpGet, type IncomingMessage } from "node:http";
 import { get as httpsGet } from "node:https";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { AdmissionregistrationV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type V1ConfigMap, type V1Pod } from "@kubernetes/client-node";
+import { AdmissionregistrationV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type V1Pod } from "@kubernetes/client-node";
 import { validateInterception, type Interception } from "../registry/document.js";
-import { apiStatusCode } from "../registry/kube-errors.js";
-import { ANNOTATION_INTERCEPTION, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, nodeConfigMapName, SYSTEM_NAMESPACE } from "../registry/names.js";
+import { ANNOTATION_INTERCEPTION, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, SYSTEM_NAMESPACE } from "../registry/names.js";
+import { listRegistrations, type StoredRegistration } from "../registry/configmap.js";
 import { istioInjectorFromFixture, start, type StandIn } from "../test/kube/apiserver/index.js";
 import { closedPort } from "./ports.js";
 import { find, loadManifest } from "../test/manifests/manifest.js";
@@ -209,13 +209,9 @@ export class LocalCluster {
     return this.api.kubelet(this.options.nodeName).run(namespace, name, ips);
   }
 
-  async nodeConfigMap(): Promise<V1ConfigMap | undefined> {
-    try {
-      return await this.core.readNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, name: nodeConfigMapName(this.options.nodeName) });
-    } catch (e) {
-      if (apiStatusCode(e) === 404) return undefined;
-      throw e;
-    }
+  /** This node's registry objects (registry/configmap.ts). */
+  nodeRegistry(): Promise<StoredRegistration[]> {
+    return listRegistrations(this.core, this.options.nodeName);
   }
 
   /** The Prometheus text of the webhook's (HTTPS, verified with its CA) or the loader's /metrics. */

@@ -1,8 +1,8 @@
-// Follows one ConfigMap: list it (by a field selector on its name), then watch from
-// the list's resourceVersion; a watch that ends is resumed from the last version
-// seen, a 410 Gone or any failure leads to a new list after a backoff. Only the
-// object's `data` is kept: the agent needs nothing else, and a node's ConfigMap
-// of 1,000 pods is half a megabyte of JSON per event.
+// Follows the ConfigMaps of a namespace that a label selector picks: list them, then
+// watch from the list's resourceVersion; a watch that ends is resumed from the last
+// version seen, a 410 Gone or any failure leads to a new list after a backoff. Of
+// each object only its name, labels, annotations and data are kept: the agent needs
+// nothing else (managedFields alone are larger than a registration).
 
 import { createInterface } from "node:readline";
 import { get, getJson, type KubeEndpoint } from "./kube-api.js";
@@ -10,8 +10,8 @@ import { get, getJson, type KubeEndpoint } from "./kube-api.js";
 export interface ConfigMapWatch {
   /** True once a list has succeeded; stays true through later failures. */
   synced(): boolean;
-  /** The ConfigMap's data as last seen; undefined when it does not exist. */
-  data(): Record<string, string> | undefined;
+  /** The objects as last seen. */
+  objects(): Iterable<ConfigMapLike>;
   /** Resolves after the first list was tried (whether or not it worked). */
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -20,7 +20,7 @@ export interface ConfigMapWatch {
 export interface ConfigMapWatchOptions {
   endpoint: KubeEndpoint;
   namespace: string;
-  name: string;
+  labelSelector: string;
   onChange: () => void;
   onError: (error: Error, retryInMs: number) => void;
   retryMinMs?: number;
@@ -29,9 +29,14 @@ export interface ConfigMapWatchOptions {
   watchSeconds?: number;
 }
 
-interface ConfigMapLike {
-  metadata?: { name?: string; resourceVersion?: string };
+export interface ConfigMapLike {
+  metadata?: { name?: string; resourceVersion?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
   data?: Record<string, string>;
+}
+
+function kept(cm: ConfigMapLike): ConfigMapLike {
+  const { name, labels, annotations } = cm.metadata ?? {};
+  return { metadata: { name, labels, annotations }, data: cm.data };
 }
 
 interface WatchEvent {
@@ -39,12 +44,13 @@ interface WatchEvent {
   object: ConfigMapLike & { code?: number; message?: string };
 }
 
-export function watchConfigMap(opts: ConfigMapWatchOptions): ConfigMapWatch {
+export function watchConfigMaps(opts: ConfigMapWatchOptions): ConfigMapWatch {
   const retryMinMs = opts.retryMinMs ?? 500;
   const retryMaxMs = opts.retryMaxMs ?? 30_000;
   const collection = `/api/v1/namespaces/${encodeURIComponent(opts.namespace)}/configmaps`;
-  const selector = `fieldSelector=${encodeURIComponent(`metadata.name=${opts.name}`)}`;
-  let data: Record<string, string> | undefined;
+  const selector = `labelSelector=${encodeURIComponent(opts.labelSelector)}`;
+  const what = `ConfigMaps ${opts.labelSelector} in ${opts.namespace}`;
+  let objects = new Map<string, ConfigMapLike>();
   let synced = false;
   let stopped = false;
   let failures = 0;
@@ -54,7 +60,7 @@ export function watchConfigMap(opts: ConfigMapWatchOptions): ConfigMapWatch {
 
   const list = async (): Promise<string> => {
     const l = await getJson<{ metadata?: { resourceVersion?: string }; items?: ConfigMapLike[] }>(opts.endpoint, `${collection}?${selector}`, abort.signal);
-    data = l.items?.find((i) => i.metadata?.name === opts.name)?.data ?? undefined;
+    objects = new Map((l.items ?? []).map((i) => [i.metadata?.name ?? "", kept(i)]));
     synced = true;
     return l.metadata?.resourceVersion ?? "";
   };
@@ -69,11 +75,13 @@ export function watchConfigMap(opts: ConfigMapWatchOptions): ConfigMapWatch {
       const event = JSON.parse(line) as WatchEvent;
       if (event.type === "ERROR") {
         if (event.object.code === 410) return null; // too old: list again
-        throw new Error(`watch of ConfigMap ${opts.namespace}/${opts.name}: ${event.object.message ?? JSON.stringify(event.object)}`);
+        throw new Error(`watch of ${what}: ${event.object.message ?? JSON.stringify(event.object)}`);
       }
       version = event.object.metadata?.resourceVersion ?? version;
       if (event.type === "BOOKMARK") continue;
-      data = event.type === "DELETED" ? undefined : (event.object.data ?? {});
+      const name = event.object.metadata?.name ?? "";
+      if (event.type === "DELETED") objects.delete(name);
+      else objects.set(name, kept(event.object));
       failures = 0;
       opts.onChange();
     }
@@ -85,13 +93,12 @@ export function watchConfigMap(opts: ConfigMapWatchOptions): ConfigMapWatch {
     while (!stopped) {
       try {
         if (version === null) {
-          const before = data;
           try {
             version = await list();
           } finally {
             first();
           }
-          if (before !== data) opts.onChange();
+          opts.onChange();
         }
         version = await watch(version);
         failures = 0;
@@ -111,7 +118,7 @@ export function watchConfigMap(opts: ConfigMapWatchOptions): ConfigMapWatch {
   let running: Promise<void> | undefined;
   return {
     synced: () => synced,
-    data: () => data,
+    objects: () => objects.values(),
     start: () =>
       new Promise<void>((resolve) => {
         running = run(resolve);

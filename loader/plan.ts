@@ -2,8 +2,8 @@
 // pod maps must hold. No I/O here: loader/pod-steps.ts orders the writes that get
 // the maps there, loader/sync.ts reads the maps and applies them.
 
-import type { Registration } from "../registry/document.js";
-import { parseCidr, parseIp } from "../registry/ip.js";
+import type { ParsedRegistration } from "../registry/document.js";
+import type { Cidr } from "../registry/ip.js";
 import {
   AF_INET,
   AF_INET6,
@@ -27,7 +27,7 @@ export type MapContents = Map<string, string>;
 export type Contents = Record<PodMap, MapContents>;
 
 export interface Placement {
-  registration: Registration;
+  registration: ParsedRegistration;
   cgroupId: bigint;
 }
 
@@ -58,7 +58,7 @@ export function desiredContents(placements: Placement[]): { contents: Contents; 
   const problems: PlanProblem[] = [];
   const owners = new Map<string, string>();
   for (const { registration: r, cgroupId } of [...placements].sort((a, b) => a.registration.uid.localeCompare(b.registration.uid))) {
-    const ips = r.ips.map(parseIp);
+    const ips = r.ips;
     const clash = ips.find((ip) => owners.has(ip.address));
     if (clash) {
       problems.push({ uid: r.uid, problem: `IP ${clash.address} is already registered by pod ${owners.get(clash.address)}` });
@@ -94,13 +94,12 @@ export function desiredContents(placements: Placement[]): { contents: Contents; 
     for (const [list, ports] of portLists) {
       for (const port of ports) contents.mesh_ports.set(hex(MAPS.mesh_ports.key.encode({ cgroup_id: cgroupId, port, list })), PRESENT);
     }
-    const cidrLists: [number, string[]][] = [
+    const cidrLists: [number, Cidr[]][] = [
       [CidrList.CIDRS_EXCLUDE_OUTBOUND, ic.excludeOutboundIPRanges],
       [CidrList.CIDRS_INCLUDE_OUTBOUND, ic.includeOutboundIPRanges === "*" ? [] : ic.includeOutboundIPRanges],
     ];
     for (const [list, cidrs] of cidrLists) {
-      for (const text of cidrs) {
-        const c = parseCidr(text);
+      for (const c of cidrs) {
         const key = MAPS.mesh_cidrs.key.encode({
           prefixlen: CIDR_KEY_FIXED_BITS + c.prefix,
           cgroup_id: cgroupId,

@@ -13,7 +13,7 @@ export type PodState = "registered" | "pending-cgroup" | "invalid" | "conflict" 
 export const POD_REASONS = {
   registered: ["applied"],
   "pending-cgroup": ["no-cgroup", "cgroup-vanished"],
-  invalid: ["invalid-document"],
+  invalid: ["invalid-document", "newer-version"],
   conflict: ["ip-taken"],
   "not-applied": ["map-full", "write-failed"],
 } as const satisfies Record<PodState, readonly string[]>;

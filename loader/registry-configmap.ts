@@ -1,49 +1,36 @@
-// Kubernetes mode's registry: this node's ConfigMap meshlane-node-<node> in
-// meshlane-system, watched alone (field selector on its name), so a node's loader
-// never receives other nodes' registrations.
+// Kubernetes mode's registry: this node's registry objects (registry/configmap.ts),
+// one ConfigMap per pod in meshlane-system, watched through a label selector on the
+// node, so a node's loader never receives other nodes' registrations and each change
+// arrives as one small object.
 //
 // Until the first list has succeeded, read() fails, so the agent leaves the maps as
 // they are rather than emptying them for a registry it has not seen. After that, a
-// watch that breaks is restarted (loader/configmap-watch.ts) and read() answers from the
-// last state seen: an unreachable API server does not stop acceleration.
+// watch that breaks is restarted (loader/configmap-watch.ts) and read() answers from
+// the last state seen: an unreachable API server does not stop acceleration.
 
-import type { V1ConfigMap } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { watchConfigMap } from "./configmap-watch.js";
-import type { KubeEndpoint } from "./kube-api.js";
-import { nodeConfigMapName, SYSTEM_NAMESPACE } from "../registry/names.js";
+import { nodeRegistrationsSelector, REGISTRY_NAMESPACE, registryOfObjects } from "../registry/configmap.js";
 import type { RegistrySource } from "./agent.js";
-
-/** Values are parsed here; the agent validates them (a value that is not JSON stays a string and is reported invalid). */
-export function registryOfConfigMap(configMap: Pick<V1ConfigMap, "data"> | undefined): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [key, text] of Object.entries(configMap?.data ?? {})) {
-    try {
-      out[key] = JSON.parse(text);
-    } catch {
-      out[key] = text;
-    }
-  }
-  return out;
-}
+import { watchConfigMaps } from "./configmap-watch.js";
+import type { KubeEndpoint } from "./kube-api.js";
 
 export function configMapRegistrySource(endpoint: KubeEndpoint, node: string, log: Logger): RegistrySource {
-  const name = nodeConfigMapName(node);
+  const labelSelector = nodeRegistrationsSelector(node);
   let onChange: () => void = () => undefined;
-  const informer = watchConfigMap({
+  const informer = watchConfigMaps({
     endpoint,
-    namespace: SYSTEM_NAMESPACE,
-    name,
+    namespace: REGISTRY_NAMESPACE,
+    labelSelector,
     onChange: () => onChange(),
-    onError: (e, retryInMs) => log.warn({ configMap: `${SYSTEM_NAMESPACE}/${name}`, err: e.message, retryInMs }, "ConfigMap watch failed; restarting"),
+    onError: (e, retryInMs) => log.warn({ namespace: REGISTRY_NAMESPACE, labelSelector, err: e.message, retryInMs }, "registry watch failed; restarting"),
   });
-  const where = `ConfigMap ${SYSTEM_NAMESPACE}/${name} at ${endpoint.server}`;
+  const where = `registry objects ${labelSelector} in ${REGISTRY_NAMESPACE} at ${endpoint.server}`;
 
   return {
     describe: () => where,
     read() {
-      if (!informer.synced()) throw new Error(`${where} has not been listed yet (API server unreachable?)`);
-      return registryOfConfigMap({ data: informer.data() });
+      if (!informer.synced()) throw new Error(`${where} have not been listed yet (API server unreachable?)`);
+      return registryOfObjects(informer.objects(), node);
     },
     async start(notify) {
       await informer.start();

@@ -5,10 +5,10 @@
 // does not fit the room left, or whose write fails, is left as it was (its own
 // writes undone) and reported; every other pod is applied all the same.
 
-import { validateRegistration, type Registration } from "../registry/document.js";
+import { parseRegistration, RegistrationError, type ParsedRegistration } from "../registry/document.js";
 import { cgroupId, findPodCgroup, podCgroupIndex } from "./cgroup.js";
 import { MapError, mapHandles, type MapHandles } from "./map-handle.js";
-import { desiredContents, emptyContents, POD_MAPS, type Contents, type MapOp, type PodMap } from "./plan.js";
+import { desiredContents, emptyContents, POD_MAPS, type Contents, type MapOp, type Placement, type PodMap } from "./plan.js";
 import { planSteps, shortfall, type PerMap, type PodReason, type PodState, type PodStep } from "./pod-steps.js";
 
 export interface PodStatus {
@@ -50,17 +50,19 @@ const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 export function reconcile(fds: PodMapFds, kubepods: string, registry: Record<string, unknown>): SyncReport {
   const maps = mapHandles(fds);
   const pods: PodStatus[] = [];
-  const placements: { registration: Registration; cgroupId: bigint }[] = [];
+  const placements: Placement[] = [];
   const cgroups = podCgroupIndex(kubepods);
   for (const [key, raw] of Object.entries(registry)) {
-    let r: Registration;
+    let r: ParsedRegistration;
     try {
-      r = validateRegistration(raw, key);
+      r = parseRegistration(raw, key);
     } catch (e) {
-      pods.push({ uid: key, state: "invalid", reason: "invalid-document", problem: message(e) });
+      // newer-version: a loader older than its registrar keeps the pod on iptables until it is upgraded.
+      const reason = e instanceof RegistrationError && e.reason === "newer-version" ? "newer-version" : "invalid-document";
+      pods.push({ uid: key, state: "invalid", reason, problem: message(e) });
       continue;
     }
-    const who = { uid: r.uid, namespace: r.namespace, name: r.name, ips: r.ips };
+    const who = { uid: r.uid, namespace: r.namespace, name: r.name, ips: r.ips.map((ip) => ip.address) };
     const dir = findPodCgroup(kubepods, r.uid, cgroups);
     if (!dir) {
       // kubelet creates the cgroup a moment after the IP is known: retried on the next reconcile.

@@ -14,10 +14,15 @@ export const POD_OPT_OUT_KEY = "meshlane.io/accelerate";
 export const ANNOTATION_STATUS = "meshlane.io/status";
 export const ANNOTATION_REASON = "meshlane.io/reason";
 export const ANNOTATION_INTERCEPTION = "meshlane.io/interception";
+/** Pod annotation choosing what sk_msg may redirect into: proxy | all | none (registry/document.ts REDIRECT_MODES). */
+export const ANNOTATION_REDIRECT = "meshlane.io/redirect";
 export const STATUS_ACCELERATED = "accelerated";
 export const STATUS_SKIPPED = "skipped";
 
-/** ConfigMap holding one node's registrations: one key per pod UID. */
-export function nodeConfigMapName(nodeName: string): string {
-  return `meshlane-node-${nodeName}`;
-}
+/**
+ * Label the webhook puts on the pods it accelerates (value STATUS_ACCELERATED), beside
+ * the annotation of the same name: the registrar watches only pods that carry it, so
+ * its cache holds meshlane's pods, not the cluster's.
+ */
+export const POD_MARK_LABEL = ANNOTATION_STATUS;
+export const MARKED_POD_SELECTOR = `${POD_MARK_LABEL}=${STATUS_ACCELERATED}`;

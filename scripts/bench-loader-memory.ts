@@ -2,8 +2,8 @@
 // pods. The local cluster (API server, Istio's injector, meshlane's webhook and
 // registrar, and `meshlane-loader run --node` as the built JavaScript, as deployed)
 // registers pods the way a cluster does: each pod is created, gets a cgroup and then
-// an IP, and the registrar adds its key to the node's ConfigMap, so the loader sees
-// one watch event carrying the whole ConfigMap per pod. At each step, after the
+// an IP, and the registrar writes its registry object, which the loader sees as one
+// watch event. At each step, after the
 // loader reports every pod registered and 3 s without work, the loader's RSS, its
 // peak RSS (VmHWM) and the V8/Node breakdown from its /metrics are recorded.
 // Results go to bench/results/loader-memory.json. Bounded: about a minute on a quiet machine, 5 minutes a step at most.
@@ -41,7 +41,8 @@ interface Step {
   heapTotalMiB: number;
   externalMiB: number;
   heapSpacesUsedMiB: Record<string, number>;
-  configMapKiB: number;
+  /** The node's registry objects' documents, as JSON. */
+  registryKiB: number;
 }
 
 async function main(): Promise<void> {
@@ -98,10 +99,10 @@ async function measure(mesh: Mesh, cluster: LocalCluster): Promise<void> {
       heapTotalMiB: mib(gauge(text, "meshlane_loader_nodejs_heap_size_total_bytes")),
       externalMiB: mib(gauge(text, "meshlane_loader_nodejs_external_memory_bytes")),
       heapSpacesUsedMiB: spaces,
-      configMapKiB: Math.round(Buffer.byteLength(JSON.stringify((await cluster.nodeConfigMap())?.data ?? {})) / 1024),
+      registryKiB: Math.round(Buffer.byteLength(JSON.stringify(await cluster.nodeRegistry())) / 1024),
     };
     steps.push(step);
-    process.stdout.write(`${String(target).padStart(5)} pods: RSS ${step.rssMiB} MiB (peak ${step.peakRssMiB}), heap used ${step.heapUsedMiB} of ${step.heapTotalMiB} MiB, external ${step.externalMiB} MiB, ConfigMap ${step.configMapKiB} KiB\n`);
+    process.stdout.write(`${String(target).padStart(5)} pods: RSS ${step.rssMiB} MiB (peak ${step.peakRssMiB}), heap used ${step.heapUsedMiB} of ${step.heapTotalMiB} MiB, external ${step.externalMiB} MiB, registry ${step.registryKiB} KiB\n`);
   }
   const result = { at: new Date().toISOString(), node: process.version, kernel: readFileSync("/proc/sys/kernel/osrelease", "utf8").trim(), podsPerSecond: PER_SECOND, settleMs: SETTLE_MS, steps };
   mkdirSync(new URL(".", OUT), { recursive: true });

@@ -111,7 +111,7 @@ async function main(): Promise<void> {
     const latencies = samples.map((s) => s.inMapAt! - s.ipAt!).sort((a, b) => a - b);
     const webhookMetrics = await cluster.metrics("webhook");
     const loaderMetrics = await cluster.metrics("loader");
-    const configMapBytes = Buffer.byteLength(JSON.stringify((await cluster.nodeConfigMap())?.data ?? {}));
+    const configMapBytes = Buffer.byteLength(JSON.stringify(await cluster.nodeRegistry()));
 
     const out = process.stdout;
     out.write(`\npropagation: ${PODS} pods created at ${PER_SECOND}/s, all on one node; the last got its IP after ${createSeconds.toFixed(1)} s (${(PODS / createSeconds).toFixed(0)}/s achieved)\n`);

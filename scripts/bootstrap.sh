@@ -53,3 +53,5 @@ npm run --silent build
 
 # kube-apiserver, kubectl and etcd for the control-plane tests and the demo (minutes once, then nothing).
 bash scripts/build-kube.sh >/dev/null
+# Istio's real injector and istio-iptables for the lab (built once into the cache).
+bash scripts/build-istio.sh

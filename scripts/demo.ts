@@ -17,7 +17,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { V1Pod } from "@kubernetes/client-node";
 import { DEFAULT_BPFFS } from "../loader/pins.js";
-import { ANNOTATION_INTERCEPTION, ANNOTATION_STATUS, nodeConfigMapName, SYSTEM_NAMESPACE } from "../registry/names.js";
+import { ANNOTATION_INTERCEPTION, ANNOTATION_STATUS } from "../registry/names.js";
+import { nodeRegistrationsSelector, REGISTRY_NAMESPACE } from "../registry/configmap.js";
 import { until } from "../lab/until.js";
 import { interceptionOf, ISTIO_INJECTION_LABELS, LocalCluster, MESHLANE_LABELS } from "../lab/local-cluster.js";
 import { TestNode, type TestPod, type TransferResult } from "../lab/topology/node.js";
@@ -141,7 +142,7 @@ async function main(): Promise<void> {
       "  meshlane.io/accelerate=enabled, called after Istio's injector, failurePolicy Ignore; its caBundle written by",
       "  the webhook at start",
       "meshlane-webhook serve --self-signed --registrar   (HTTPS webhook, audit log, registrar)",
-      `meshlane-loader run --node ${NODE}   (watches ConfigMap ${SYSTEM_NAMESPACE}/${nodeConfigMapName(NODE)})`,
+      `meshlane-loader run --node ${NODE}   (watches ConfigMaps ${nodeRegistrationsSelector(NODE)} in ${REGISTRY_NAMESPACE})`,
     ].join("\n")));
 
     heading(`namespace ${NAMESPACE} with Istio only (istio-injection=enabled): two pods, Istio's iptables path`);
@@ -162,17 +163,16 @@ async function main(): Promise<void> {
     heading("the webhook's audit log: one line per review");
     for (const line of cluster.auditLines().filter((l) => l.namespace === NAMESPACE)) process.stdout.write(indent(JSON.stringify(line)));
 
-    heading(`the registrar's writes and ConfigMap ${SYSTEM_NAMESPACE}/${nodeConfigMapName(NODE)}`);
+    heading(`the registrar's writes and the registry objects ${nodeRegistrationsSelector(NODE)} in ${REGISTRY_NAMESPACE}`);
     const uids = after.api.map((p) => p.metadata!.uid!);
-    await until("both pods are in the node ConfigMap", async () => {
-      const data = (await cluster!.nodeConfigMap())?.data ?? {};
-      return uids.every((uid) => uid in data);
+    await until("both pods are registered", async () => {
+      const registered = new Set((await cluster!.nodeRegistry()).map((r) => r.uid));
+      return uids.every((uid) => registered.has(uid));
     });
     for (const write of cluster.webhook!.logLines("registry write")) {
-      process.stdout.write(indent(`registry write: ${write.configMap} ${write.outcome}, set ${JSON.stringify(write.set)}, removed ${JSON.stringify(write.removed)}, ${write.ms} ms`));
+      process.stdout.write(indent(`registry write: ${write.object} ${write.outcome}, ${write.ms} ms`));
     }
-    const configMap = (await cluster.nodeConfigMap())!;
-    process.stdout.write(indent(`labels: ${JSON.stringify(configMap.metadata!.labels)}\ndata:\n${Object.entries(configMap.data ?? {}).map(([k, v]) => `  ${k}: ${v}`).join("\n")}`));
+    for (const r of await cluster.nodeRegistry()) process.stdout.write(indent(`pod ${r.uid} on ${r.node}: ${r.document}`));
 
     heading("meshlane-loader status");
     await until("the loader registered both pods", () => (JSON.parse(loader(["status", "--json", "--pin-dir", pinDir])).pods as unknown[]).length === 2);

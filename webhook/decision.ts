@@ -6,23 +6,23 @@
 import {
   ANNOTATION_INTERCEPTION,
   ANNOTATION_REASON,
+  ANNOTATION_REDIRECT,
   ANNOTATION_STATUS,
+  POD_MARK_LABEL,
   POD_OPT_OUT_KEY,
   STATUS_ACCELERATED,
   STATUS_SKIPPED,
 } from "../registry/names.js";
-import { isRecord, type Interception } from "../registry/document.js";
-import { ISTIO_STATUS_ANNOTATION } from "./istio-names.js";
-import { detectInjection, type Injection, type InjectionEvidence } from "./detection.js";
-import { disagreements, readIptablesArgs } from "./istio-iptables.js";
-import { interceptionMode, parseTrafficAnnotations, type InterceptionMode } from "./interception.js";
-import { annotationPatch, type JsonPatchOp } from "./json-patch.js";
-import { readPod, type PodView } from "./pod.js";
+import { DEFAULT_REDIRECT_MODE, isRecord, REDIRECT_MODES, type Interception, type RedirectMode } from "../registry/document.js";
+import { istio, type IstioDetection, type IstioEvidence } from "../mesh/istio/index.js";
+import type { Mesh } from "../mesh/mesh.js";
+import { readPod, type PodView } from "../mesh/pod.js";
+import { metadataMapPatch, type JsonPatchOp } from "./json-patch.js";
 import type { AdmissionRequest } from "./review.js";
 
 export type Decision = typeof STATUS_ACCELERATED | typeof STATUS_SKIPPED | "ignored";
 
-/** Short, bounded set: these label metrics. The detail text says the rest. */
+/** Short, bounded set: these label metrics. The detail text says the rest. (mesh/mesh.ts's SettingsProblem is a subset.) */
 export type ReasonCode =
   | "istio-redirect"
   | "opt-out"
@@ -32,18 +32,22 @@ export type ReasonCode =
   | "interception-mode"
   | "bad-annotation"
   | "unsupported-annotation"
-  | "capture-mismatch"
+  | "bad-argument"
+  | "unsupported-argument"
+  | "bad-redirect"
   | "annotations-too-large"
   | "not-a-pod"
   | "subresource"
   | "operation"
   | "no-object";
 
-export interface Evidence extends InjectionEvidence {
+export interface Evidence extends IstioEvidence {
   hostNetwork: boolean;
   optOut: "label" | "annotation" | undefined;
-  interceptionMode: InterceptionMode;
 }
+
+/** The mesh meshlane accelerates. A second mesh is a second implementation of mesh/mesh.ts. */
+const MESH: Mesh<IstioDetection> = istio;
 
 export interface Outcome {
   decision: Decision;
@@ -67,32 +71,33 @@ function optOut(pod: PodView): Evidence["optOut"] {
   return undefined;
 }
 
-function notInjectedDetail(e: InjectionEvidence): string {
-  const parts: string[] = [];
-  if (e.statusAnnotation !== "valid") parts.push(`${ISTIO_STATUS_ANNOTATION} is ${e.statusAnnotation}`);
-  if (e.proxy === "absent") parts.push("no istio-proxy container");
-  if (e.proxy === "init-not-sidecar") parts.push("istio-proxy is an init container without restartPolicy: Always");
-  return parts.join("; ");
-}
-
 type Judgement = Pick<Outcome, "decision" | "reason" | "detail" | "interception">;
 
-function judgePod(pod: PodView, evidence: Evidence, injection: Injection): Judgement {
+/** meshlane.io/redirect: absent → the default; anything but one of REDIRECT_MODES is refused, not guessed. */
+function redirectMode(pod: PodView): RedirectMode | { bad: string } {
+  const v = pod.annotations.get(ANNOTATION_REDIRECT);
+  if (v === undefined) return DEFAULT_REDIRECT_MODE;
+  return (REDIRECT_MODES as readonly string[]).includes(v) ? (v as RedirectMode) : { bad: v };
+}
+
+function judgePod(pod: PodView, evidence: Evidence, detection: IstioDetection): Judgement {
   const skip = (reason: ReasonCode, detail: string): Judgement => ({ decision: STATUS_SKIPPED, reason, detail: truncate(detail, DETAIL_MAX_CHARS), interception: undefined });
   if (evidence.optOut) return skip("opt-out", `${POD_OPT_OUT_KEY}=false ${evidence.optOut}`);
-  if (!injection.injected) return skip("not-injected", notInjectedDetail(evidence));
+  if (!detection.injected) return skip("not-injected", detection.notInjected);
   if (evidence.hostNetwork) return skip("host-network", "pod uses the host network namespace");
-  if (evidence.capture === "none") {
-    return skip("no-capture", "neither istio-init nor istio-validation: no sign of iptables capture to fall back on");
+  const redirect = redirectMode(pod);
+  if (typeof redirect === "object") {
+    const shown = JSON.stringify(redirect.bad.length > 64 ? `${redirect.bad.slice(0, 64)}…` : redirect.bad);
+    return skip("bad-redirect", `${ANNOTATION_REDIRECT} ${shown} is not one of ${REDIRECT_MODES.join(", ")}`);
   }
-  const mode = evidence.interceptionMode;
-  if (mode.mode !== "REDIRECT") return skip("interception-mode", `interception mode ${mode.mode} (from ${mode.source}); only REDIRECT is accelerated`);
-  const traffic = parseTrafficAnnotations(pod.annotations, injection.proxy, evidence.capture);
-  if (!traffic.ok) return skip(traffic.code, traffic.problems.join("; "));
-  const flags = injection.captureContainer ? readIptablesArgs(injection.captureContainer.args) : undefined;
-  const mismatch = flags ? disagreements(traffic.interception, flags) : [];
-  if (mismatch.length > 0) return skip("capture-mismatch", mismatch.join("; "));
-  return { decision: STATUS_ACCELERATED, reason: "istio-redirect", detail: "Istio sidecar with REDIRECT capture", interception: traffic.interception };
+  const settings = MESH.interception(pod, detection);
+  if (!settings.ok) return skip(settings.code, settings.detail);
+  return {
+    decision: STATUS_ACCELERATED,
+    reason: "istio-redirect",
+    detail: `Istio sidecar with REDIRECT capture (from ${evidence.capture === "istio-init" ? "istio-init's arguments" : "the annotations, as istio-cni reads them"})`,
+    interception: { ...settings.interception, redirect },
+  };
 }
 
 export function decide(request: AdmissionRequest): Outcome {
@@ -105,16 +110,15 @@ export function decide(request: AdmissionRequest): Outcome {
   if (!isRecord(request.object)) return ignored("no-object", "request.object is not a pod object");
 
   const pod = readPod(request.object);
-  const injection = detectInjection(pod);
-  const evidence: Evidence = {
-    ...injection.evidence,
-    hostNetwork: pod.hostNetwork,
-    optOut: optOut(pod),
-    interceptionMode: interceptionMode(pod.annotations, injection.proxy),
-  };
-  const judgement = fitsAnnotations(pod, judgePod(pod, evidence, injection));
-  const patch = annotationPatch(pod.rawAnnotations, pod.hasMetadata, marking(judgement));
-  return { ...judgement, evidence, patch };
+  const detection = MESH.detect(pod);
+  const evidence: Evidence = { ...detection.evidence, hostNetwork: pod.hostNetwork, optOut: optOut(pod) };
+  const judgement = fitsAnnotations(pod, judgePod(pod, evidence, detection));
+  const annotationOps = metadataMapPatch("annotations", pod.rawAnnotations, pod.hasMetadata, marking(judgement));
+  // The label is what the registrar's watch selects on: only accelerated pods carry it.
+  const labelOps = metadataMapPatch("labels", pod.rawLabels, pod.hasMetadata || annotationOps.some((op) => op.path === "/metadata"), {
+    [POD_MARK_LABEL]: judgement.decision === STATUS_ACCELERATED ? STATUS_ACCELERATED : undefined,
+  });
+  return { ...judgement, evidence, patch: [...annotationOps, ...labelOps] };
 }
 
 /** The values of meshlane's annotations for a judgement (undefined: must be absent). */

@@ -1,5 +1,5 @@
-// RFC 6902 JSON patches for the pod's annotations. Only the keys meshlane owns are
-// ever named, so nothing else in the pod can change.
+// RFC 6902 JSON patches for the pod's annotations and labels. Only the keys meshlane
+// owns are ever named, so nothing else in the pod can change.
 
 export type JsonPatchOp =
   | { op: "add" | "replace"; path: string; value: unknown }
@@ -11,11 +11,12 @@ export function escapePointerToken(token: string): string {
 }
 
 /**
- * The operations that make the annotations hold `desired` (undefined = key must be
- * absent). `current` is the pod's `metadata.annotations` object, undefined when the pod
+ * The operations that make `metadata.<field>` hold `desired` (undefined = key must be
+ * absent). `current` is the pod's `metadata.<field>` object, undefined when the pod
  * has none. Returns [] when nothing needs to change.
  */
-export function annotationPatch(
+export function metadataMapPatch(
+  field: "annotations" | "labels",
   current: Readonly<Record<string, unknown>> | undefined,
   hasMetadata: boolean,
   desired: Readonly<Record<string, string | undefined>>,
@@ -25,12 +26,12 @@ export function annotationPatch(
     if (Object.keys(wanted).length === 0) return [];
     // A pointer cannot add a key under a missing parent: create the whole object.
     return hasMetadata
-      ? [{ op: "add", path: "/metadata/annotations", value: wanted }]
-      : [{ op: "add", path: "/metadata", value: { annotations: wanted } }];
+      ? [{ op: "add", path: `/metadata/${field}`, value: wanted }]
+      : [{ op: "add", path: "/metadata", value: { [field]: wanted } }];
   }
   const ops: JsonPatchOp[] = [];
   for (const [key, value] of Object.entries(desired)) {
-    const path = `/metadata/annotations/${escapePointerToken(key)}`;
+    const path = `/metadata/${field}/${escapePointerToken(key)}`;
     const has = Object.hasOwn(current, key);
     if (value === undefined) {
       if (has) ops.push({ op: "remove", path });

@@ -15,7 +15,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { defaultInterception, REGISTRATION_VERSION, type Interception, type Registration } from "../../registry/document.js";
 import { findCgroup2Mount } from "../../loader/cgroup.js";
 import { haproxyConfig, SIDECAR_LOG, type SidecarOptions } from "./haproxy.js";
-import { istioNatRules } from "./istio-iptables.js";
+import { programCapture } from "../istio/capture.js";
 import type { Spec as SendSpec, Transfer as TransferResult } from "./peer.js";
 import { run } from "./run.js";
 import ts from "typescript";
@@ -225,10 +225,8 @@ export class TestNode {
     await run("ip", ["-n", netns, "addr", "add", `${ip}/24`, "dev", "eth0"]);
     await run("ip", ["-n", netns, "-6", "addr", "add", `${ip6}/64`, "dev", "eth0", "nodad"]);
     await run("ip", ["-n", netns, "link", "set", "eth0", "up"]);
-    if (opts.iptables !== false) {
-      await run("ip", ["netns", "exec", netns, "iptables-restore"], istioNatRules(pod.interception, 4));
-      await run("ip", ["netns", "exec", netns, "ip6tables-restore"], istioNatRules(pod.interception, 6));
-    }
+    // Istio's own istio-iptables, with the arguments Istio's injector writes for these settings.
+    if (opts.iptables !== false) await programCapture(netns, pod.interception);
     if (opts.sidecar !== false) await pod.startSidecar(opts.sidecarCpus);
     return pod;
   }

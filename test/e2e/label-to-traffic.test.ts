@@ -17,7 +17,8 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { cgroupId } from "../../loader/cgroup.js";
 import * as bpf from "../../loader/libbpf.js";
 import { MAPS } from "../../loader/maps/codecs.js";
-import { ANNOTATION_INTERCEPTION, ANNOTATION_STATUS, SYSTEM_NAMESPACE, nodeConfigMapName } from "../../registry/names.js";
+import { ANNOTATION_INTERCEPTION, ANNOTATION_STATUS } from "../../registry/names.js";
+import { registrationObjectName, REGISTRY_NAMESPACE } from "../../registry/configmap.js";
 import { Mesh } from "../../lab/topology/mesh.js";
 import type { TestPod } from "../../lab/topology/node.js";
 import { until } from "../../lab/until.js";
@@ -34,7 +35,7 @@ describe("from a namespace label to accelerated traffic", { timeout: 180_000 }, 
 
   const inPodMap = (pod: TestPod): boolean =>
     bpf.mapLookup(mesh.fds().mesh_pods, MAPS.mesh_pods.key.encode(cgroupId(pod.cgroup)), MAPS.mesh_pods.value.size) !== null;
-  const registeredUids = async (): Promise<string[]> => Object.keys((await cluster.nodeConfigMap())?.data ?? {});
+  const registeredUids = async (): Promise<string[]> => (await cluster.nodeRegistry()).map((r) => r.uid);
 
   /** Creates the pod in the API, then its test namespace, cgroup and sidecar under the UID the API server gave it, then runs it. */
   async function podOnNode(name: string): Promise<{ api: V1Pod; pod: TestPod }> {
@@ -84,7 +85,7 @@ describe("from a namespace label to accelerated traffic", { timeout: 180_000 }, 
     ({ pod: client } = await podOnNode("client"));
     await cluster.runPod(NS, "server", [server.ip]);
 
-    await until("both pods' keys are in the node ConfigMap", async () => (await registeredUids()).length === 2);
+    await until("both pods are registered", async () => (await registeredUids()).length === 2);
     assert.deepEqual((await registeredUids()).sort(), [server.uid, client.uid].sort());
     await until("the loader put both pods in the map", () => inPodMap(server) && inPodMap(client));
 
@@ -109,9 +110,9 @@ describe("from a namespace label to accelerated traffic", { timeout: 180_000 }, 
     assert.equal(r.steered, 0n);
   });
 
-  test("a node ConfigMap deleted by hand is restored by the registrar's resync, and the loader follows", async () => {
-    await cluster.core.deleteNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, name: nodeConfigMapName(NODE) });
-    await until("the ConfigMap is back with the server's key", async () => (await registeredUids()).includes(server.uid));
+  test("a registry object deleted by hand is restored by the registrar's resync, and the loader follows", async () => {
+    await cluster.core.deleteNamespacedConfigMap({ namespace: REGISTRY_NAMESPACE, name: registrationObjectName(server.uid) });
+    await until("the server's registration is back", async () => (await registeredUids()).includes(server.uid));
     await until("the server is in the loader's map", () => inPodMap(server));
   });
 

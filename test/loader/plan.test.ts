@@ -1,12 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { desiredContents } from "../../loader/plan.js";
-import { defaultInterception, REGISTRATION_VERSION, type Registration } from "../../registry/document.js";
+import { defaultInterception, parseRegistration, REGISTRATION_VERSION, type ParsedRegistration, type Registration } from "../../registry/document.js";
 import { MAPS, PortList, POD_INBOUND_ALL_PORTS, POD_OUTBOUND_ALL_CIDRS, RedirectMode } from "../../loader/maps/codecs.js";
 
 /** A registration; no control ports unless a test gives some, so rule counts stay small. */
-function reg(uid: string, ips: string[], ic: Partial<Registration["interception"]> = {}): Registration {
-  return { version: REGISTRATION_VERSION, namespace: "ns", name: uid, uid, ips, interception: { ...defaultInterception(), controlPorts: [], ...ic } };
+function reg(uid: string, ips: string[], ic: Partial<Registration["interception"]> = {}): ParsedRegistration {
+  return parseRegistration({ version: REGISTRATION_VERSION, namespace: "ns", name: uid, uid, ips, interception: { ...defaultInterception(), controlPorts: [], ...ic } }, uid);
 }
 
 test("the pod entry carries the redirect mode, the pod's own addresses and, as rules, its control ports", () => {

@@ -5,12 +5,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { desiredContents, emptyContents, type Contents } from "../../loader/plan.js";
 import { ownerOf, planSteps, shortfall, type PerMap } from "../../loader/pod-steps.js";
-import { defaultInterception, REGISTRATION_VERSION, type Registration } from "../../registry/document.js";
+import { defaultInterception, parseRegistration, REGISTRATION_VERSION, type ParsedRegistration, type Registration } from "../../registry/document.js";
 import { MAPS } from "../../loader/maps/codecs.js";
 
 /** Without control ports unless asked: each would be one more port rule in every table below. */
-function reg(uid: string, ips: string[], ic: Partial<Registration["interception"]> = {}): Registration {
-  return { version: REGISTRATION_VERSION, namespace: "ns", name: uid, uid, ips, interception: { ...defaultInterception(), controlPorts: [], ...ic } };
+function reg(uid: string, ips: string[], ic: Partial<Registration["interception"]> = {}): ParsedRegistration {
+  return parseRegistration({ version: REGISTRATION_VERSION, namespace: "ns", name: uid, uid, ips, interception: { ...defaultInterception(), controlPorts: [], ...ic } }, uid);
 }
 const want = (uid: string, cgroupId: bigint, ips: string[], ic: Partial<Registration["interception"]> = {}) => ({
   uid,

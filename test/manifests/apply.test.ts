@@ -8,7 +8,8 @@ import { after, before, describe, it } from "node:test";
 import { AuthorizationV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, Watch, type KubeConfig } from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import { apiStatusCode } from "../../registry/kube-errors.js";
-import { ANNOTATION_INTERCEPTION, ANNOTATION_STATUS, nodeConfigMapName, SYSTEM_NAMESPACE } from "../../registry/names.js";
+import { ANNOTATION_INTERCEPTION, ANNOTATION_STATUS, SYSTEM_NAMESPACE } from "../../registry/names.js";
+import { registrationObjectName } from "../../registry/configmap.js";
 import { until } from "../../lab/until.js";
 import { ControlPlane, Kubelet, type Identity } from "../../lab/controlplane/index.js";
 import { find, loadManifest, MANIFEST_PATH } from "./manifest.js";
@@ -42,7 +43,8 @@ const NEEDS: Record<string, Access[]> = {
     { verb: "patch", group: "admissionregistration.k8s.io", resource: "mutatingwebhookconfigurations", name: MWC },
     { verb: "list", resource: "configmaps", namespace: SYSTEM_NAMESPACE },
     { verb: "create", resource: "configmaps", namespace: SYSTEM_NAMESPACE },
-    { verb: "patch", resource: "configmaps", namespace: SYSTEM_NAMESPACE, name: nodeConfigMapName("node-a") },
+    { verb: "patch", resource: "configmaps", namespace: SYSTEM_NAMESPACE, name: registrationObjectName("0f6c-uid") },
+    { verb: "delete", resource: "configmaps", namespace: SYSTEM_NAMESPACE, name: registrationObjectName("0f6c-uid") },
     { verb: "get", resource: "secrets", namespace: SYSTEM_NAMESPACE, name: CERT_SECRET },
     { verb: "update", resource: "secrets", namespace: SYSTEM_NAMESPACE, name: CERT_SECRET },
   ],
@@ -58,7 +60,6 @@ const REFUSED: Record<string, Access[]> = {
     { verb: "patch", resource: "pods", namespace: "shop", name: "web" },
     { verb: "update", resource: "pods", subresource: "status", namespace: "shop", name: "web" },
     { verb: "patch", group: "admissionregistration.k8s.io", resource: "mutatingwebhookconfigurations", name: "istio-sidecar-injector" },
-    { verb: "delete", resource: "configmaps", namespace: SYSTEM_NAMESPACE, name: nodeConfigMapName("node-a") },
     { verb: "list", resource: "configmaps", namespace: "default" },
     { verb: "list", resource: "secrets", namespace: SYSTEM_NAMESPACE },
     { verb: "get", resource: "secrets", namespace: SYSTEM_NAMESPACE, name: "other" },
@@ -67,8 +68,8 @@ const REFUSED: Record<string, Access[]> = {
   ],
   [LOADER_SA]: [
     { verb: "create", resource: "configmaps", namespace: SYSTEM_NAMESPACE },
-    { verb: "patch", resource: "configmaps", namespace: SYSTEM_NAMESPACE, name: nodeConfigMapName("node-a") },
-    { verb: "delete", resource: "configmaps", namespace: SYSTEM_NAMESPACE, name: nodeConfigMapName("node-a") },
+    { verb: "patch", resource: "configmaps", namespace: SYSTEM_NAMESPACE, name: registrationObjectName("0f6c-uid") },
+    { verb: "delete", resource: "configmaps", namespace: SYSTEM_NAMESPACE, name: registrationObjectName("0f6c-uid") },
     { verb: "list", resource: "configmaps", namespace: "default" },
     { verb: "list", resource: "pods" },
     { verb: "get", resource: "pods", namespace: "shop", name: "web" },
@@ -152,12 +153,12 @@ describe("the manifest's ServiceAccounts, with their own tokens", () => {
     const core = loader.kubeConfig.makeApiClient(CoreV1Api);
     assert.equal(await status(core.listNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE })), 200);
     const seen = await watchOnce(loader.kubeConfig, `/api/v1/namespaces/${SYSTEM_NAMESPACE}/configmaps`, async () => {
-      await cp.admin.kubeConfig.makeApiClient(CoreV1Api).createNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, body: { metadata: { name: nodeConfigMapName("node-a") } } });
+      await cp.admin.kubeConfig.makeApiClient(CoreV1Api).createNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, body: { metadata: { name: registrationObjectName("0f6c-uid") } } });
     });
-    assert.equal(seen, nodeConfigMapName("node-a"));
+    assert.equal(seen, registrationObjectName("0f6c-uid"));
     const body = { metadata: { name: "x" } };
     assert.equal(await status(core.createNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, body })), 403);
-    assert.equal(await status(core.patchNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, name: nodeConfigMapName("node-a"), body: { data: { a: "b" } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch))), 403);
+    assert.equal(await status(core.patchNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, name: registrationObjectName("0f6c-uid"), body: { data: { a: "b" } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch))), 403);
     assert.equal(await status(core.listPodForAllNamespaces()), 403);
     assert.equal(await status(core.listNamespacedConfigMap({ namespace: "shop" })), 403);
   });
@@ -165,7 +166,7 @@ describe("the manifest's ServiceAccounts, with their own tokens", () => {
   it("the webhook's token lists pods everywhere and patches a node ConfigMap, and may not read a pod by name", async () => {
     const core = webhook.kubeConfig.makeApiClient(CoreV1Api);
     assert.equal(await status(core.listPodForAllNamespaces()), 200);
-    const patch = core.patchNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, name: nodeConfigMapName("node-a"), body: { data: { uid: "{}" } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+    const patch = core.patchNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, name: registrationObjectName("0f6c-uid"), body: { data: { uid: "{}" } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
     assert.equal(await status(patch), 200);
     assert.equal(await status(core.readNamespacedSecret({ namespace: SYSTEM_NAMESPACE, name: CERT_SECRET })), 200);
     assert.equal(await status(core.listNamespacedSecret({ namespace: SYSTEM_NAMESPACE })), 403);

@@ -17,7 +17,8 @@ import { fileURLToPath } from "node:url";
 import { CoreV1Api } from "@kubernetes/client-node";
 import { findCgroup2Mount } from "../../loader/cgroup.js";
 import { defaultInterception, REGISTRATION_VERSION, type Registration } from "../../registry/document.js";
-import { nodeConfigMapName, SYSTEM_NAMESPACE } from "../../registry/names.js";
+import { SYSTEM_NAMESPACE } from "../../registry/names.js";
+import { registrationObject, registrationObjectName, REGISTRY_NAMESPACE } from "../../registry/configmap.js";
 import { until } from "../../lab/until.js";
 import { start, type StandIn } from "../kube/apiserver/index.js";
 import { find, loadManifest } from "./manifest.js";
@@ -58,7 +59,7 @@ describe("loader DaemonSet pod, run as the manifest says", { timeout: 180_000 },
     core = api.kubeConfig.makeApiClient(CoreV1Api);
     await core.createNamespace({ body: { metadata: { name: SYSTEM_NAMESPACE } } });
     const registration: Registration = { version: REGISTRATION_VERSION, namespace: "shop", name: "web-1", uid: POD_UID, ips: ["10.244.1.5"], interception: defaultInterception() };
-    await core.createNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, body: { metadata: { name: nodeConfigMapName(NODE) }, data: { [POD_UID]: JSON.stringify(registration) } } });
+    await core.createNamespacedConfigMap({ namespace: REGISTRY_NAMESPACE, body: registrationObject(NODE, POD_UID, JSON.stringify(registration)) });
 
     work = mkdtempSync(join(tmpdir(), `${RUN_ID}-loader-pod-`));
     writeFileSync(join(work, "kubeconfig"), proxy.kubeConfigText);
@@ -107,7 +108,7 @@ describe("loader DaemonSet pod, run as the manifest says", { timeout: 180_000 },
     );
   });
 
-  it("kubectl exec … status: the ConfigMap's pod is in the maps, with its cgroup", () => {
+  it("kubectl exec … status: the registered pod is in the maps, with its cgroup", () => {
     const r = sandbox.exec(loader, ["meshlane-loader", "status", "--json"]);
     assert.equal(r.status, 0, r.stderr);
     const status = JSON.parse(r.stdout) as { attached: boolean; pods: { cgroupId: string; uid?: string; name?: string }[] };
@@ -124,8 +125,8 @@ describe("loader DaemonSet pod, run as the manifest says", { timeout: 180_000 },
     assert.match(await res.text(), /^meshlane_pods\{/m);
   });
 
-  it("a key removed from the node's ConfigMap leaves the maps (the watch works)", async () => {
-    await core.replaceNamespacedConfigMap({ name: nodeConfigMapName(NODE), namespace: SYSTEM_NAMESPACE, body: { metadata: { name: nodeConfigMapName(NODE) }, data: {} } });
+  it("a registry object deleted leaves the maps (the watch works)", async () => {
+    await core.deleteNamespacedConfigMap({ name: registrationObjectName(POD_UID), namespace: REGISTRY_NAMESPACE });
     await until("the pod's entry is gone from the maps", () => {
       const r = sandbox.exec(loader, ["meshlane-loader", "status", "--json"]);
       return r.status === 0 && (JSON.parse(r.stdout) as { pods: unknown[] }).pods.length === 0;

@@ -19,12 +19,12 @@ import {
   ANNOTATION_STATUS,
   NAMESPACE_LABEL,
   NAMESPACE_LABEL_VALUE,
-  nodeConfigMapName,
   POD_OPT_OUT_KEY,
   STATUS_ACCELERATED,
   SYSTEM_NAMESPACE,
 } from "../../registry/names.js";
 import { until } from "../../lab/until.js";
+import { listRegistrations } from "../../registry/configmap.js";
 import { istioInjectorFromFixture, start, type StandIn } from "../kube/apiserver/index.js";
 import { execForm, lineage, parseDockerfile } from "./dockerfile.js";
 import { find, loadManifest } from "./manifest.js";
@@ -140,11 +140,11 @@ describe("webhook Deployment pod, run as the manifest says", { timeout: 120_000 
     }
   });
 
-  it("the registrar writes the running pod into its node's ConfigMap", async () => {
+  it("the registrar registers the running pod on its node", async () => {
     const pod = await api.kubelet("node-a").run("shop", "web-1", ["10.244.1.5"]);
-    await until("meshlane-node-node-a holds the pod's key", async () => {
-      const cm = await core.readNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, name: nodeConfigMapName("node-a") }).catch(() => undefined);
-      return cm?.data?.[pod.metadata!.uid!] !== undefined;
+    await until("node-a's registry holds the pod", async () => {
+      const registered = await listRegistrations(core, "node-a").catch(() => []);
+      return registered.some((r) => r.uid === pod.metadata!.uid);
     }, 20_000, 100);
   });
 

@@ -10,20 +10,10 @@ import { loadFixtures, podReview } from "../../lab/istio-fixtures.js";
 import { Writable } from "node:stream";
 import { createAuditLog } from "../../webhook/audit.js";
 import { startTestServer } from "./helpers/https.js";
+import { prng } from "../../lab/prng.js";
 
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const rnd = prng(0x5eed);
 const int = (n: number) => Math.floor(rnd() * n);

@@ -1,12 +1,13 @@
-// Every Istio fixture and the hand-made edge cases, sent as AdmissionReviews over real
+// Every pod Istio's injector made of meshlane's inputs (lab/istio/) and the hand-made edge cases, sent as AdmissionReviews over real
 // HTTPS (server verified with its CA), with the returned patch applied by an
 // independent RFC 6902 applier and the result sent again, as reinvocation would.
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { validateInterception, type Interception } from "../../registry/document.js";
-import { ANNOTATION_INTERCEPTION, ANNOTATION_REASON, ANNOTATION_STATUS } from "../../registry/names.js";
+import { ANNOTATION_INTERCEPTION, ANNOTATION_REASON, ANNOTATION_REDIRECT, ANNOTATION_STATUS, POD_MARK_LABEL } from "../../registry/names.js";
 import { loadFixtures, podReview, type ReviewOptions } from "../../lab/istio-fixtures.js";
+import { inject, podOf } from "../../lab/istio/injector.js";
 import { patchOf, startTestServer, type TestServer } from "./helpers/https.js";
 import { applyJsonPatch } from "./helpers/json-patch.js";
 
@@ -44,33 +45,36 @@ async function mark(pod: Pod, o: ReviewOptions = {}): Promise<Pod> {
   return marked;
 }
 
+// What istio-init's arguments make istio-iptables do (the injector's defaults: -i "*",
+// -b "*", -d "15090,15021,15020"; the tunnel port 15008 always returns).
 const base = {
   mode: "REDIRECT", proxyUid: 1337, proxyGid: 1337, outboundPort: 15001, inboundPort: 15006,
-  includeOutboundIPRanges: "*", excludeOutboundIPRanges: [], includeOutboundPorts: [], excludeOutboundPorts: [],
-  includeInboundPorts: "*", excludeInboundPorts: [15020, 15021, 15090],
+  includeOutboundIPRanges: "*", excludeOutboundIPRanges: ["::/0"], includeOutboundPorts: [], excludeOutboundPorts: [],
+  includeInboundPorts: "*", excludeInboundPorts: [15008, 15020, 15021, 15090],
   controlPorts: [15000, 15004, 15020, 15021, 15090], redirect: "proxy",
 } satisfies Interception;
+// -b "1,2,3" is a list, so istio-iptables ignores -d (4,5,6 and Istio's own ports) there.
 const traffic: Interception = {
   ...base,
   includeOutboundIPRanges: ["127.0.0.0/24", "10.96.0.0/24"],
-  excludeOutboundIPRanges: ["10.96.0.0/24"],
+  excludeOutboundIPRanges: ["10.96.0.0/24", "::/0"],
+  includeOutboundPorts: [443],
   excludeOutboundPorts: [7, 8, 9],
   includeInboundPorts: [1, 2, 3],
-  excludeInboundPorts: [4, 5, 6, 15020, 15021, 15090],
+  excludeInboundPorts: [15008],
 };
 
 const EXPECTED: Record<string, { status: "accelerated"; interception: Interception } | { status: "skipped"; reason: RegExp }> = {
-  "hello-ignore.yaml.injected": { status: "skipped", reason: /^not-injected: sidecar.istio.io\/status is absent; no istio-proxy container$/ },
-  "hello.yaml": { status: "skipped", reason: /^not-injected:/ },
-  "hello-never.yaml.injected": { status: "accelerated", interception: base },
-  "hello.yaml.injected": { status: "accelerated", interception: base },
-  "pod.yaml.injected": { status: "accelerated", interception: base },
-  "hello.yaml.cni.injected": { status: "accelerated", interception: { ...base, excludeOutboundPorts: [15020] } },
-  "traffic-annotations.classic.yaml.injected": { status: "accelerated", interception: traffic },
-  "traffic-annotations.native.yaml.injected": { status: "accelerated", interception: traffic },
+  "hello-ignore.injected": { status: "skipped", reason: /^not-injected: sidecar.istio.io\/status is absent; no istio-proxy container$/ },
+  hello: { status: "skipped", reason: /^not-injected:/ },
+  "hello.injected": { status: "accelerated", interception: base },
+  "native.injected": { status: "accelerated", interception: base },
+  "pod.injected": { status: "accelerated", interception: base },
+  "hello.cni.injected": { status: "accelerated", interception: { ...base, excludeOutboundPorts: [15020] } },
+  "traffic-annotations.injected": { status: "accelerated", interception: traffic },
 };
 
-test("every Istio fixture has an expectation (a new fixture must be added here)", () => {
+test("every injected pod has an expectation (a new fixture must be added here)", () => {
   assert.deepEqual([...fixtures.keys()].sort(), Object.keys(EXPECTED).sort());
 });
 
@@ -90,16 +94,21 @@ for (const [file, expected] of Object.entries(EXPECTED)) {
       assert.match(a[ANNOTATION_REASON]!, expected.reason);
       assert.equal(a[ANNOTATION_INTERCEPTION], undefined);
     }
-    // Nothing but meshlane's own annotations changed.
+    // The label the registrar's watch selects on, on accelerated pods only.
+    const { [POD_MARK_LABEL]: label, ...otherLabels } = marked.metadata!.labels ?? {};
+    assert.equal(label, expected.status === "accelerated" ? "accelerated" : undefined);
+    // Nothing but meshlane's own annotations and label changed.
     const { [ANNOTATION_STATUS]: _s, [ANNOTATION_REASON]: _r, [ANNOTATION_INTERCEPTION]: _i, ...rest } = a;
-    assert.deepEqual({ ...marked, metadata: { ...marked.metadata, annotations: rest } }, {
+    const labels = before.metadata?.labels === undefined ? {} : { labels: otherLabels };
+    const { labels: _l, ...markedMetadata } = marked.metadata!;
+    assert.deepEqual({ ...marked, metadata: { ...markedMetadata, ...labels, annotations: rest } }, {
       ...before,
       metadata: { ...before.metadata, annotations: before.metadata?.annotations ?? {} },
     });
   });
 }
 
-const classic = (): Pod => fixture("hello.yaml.injected");
+const classic = (): Pod => fixture("hello.injected");
 const annotationsOf = (p: Pod) => p.metadata!.annotations!;
 
 async function skippedFor(pod: Pod): Promise<string> {
@@ -115,17 +124,29 @@ test("hostNetwork pods are skipped", async () => {
   assert.match(await skippedFor(pod), /^host-network:/);
 });
 
-test("TPROXY (annotation or the injector's env) and NONE are skipped", async () => {
+test("TPROXY: istio-init's -m for a classic pod; the annotation or the injector's env where no istio-init shows it", async () => {
+  const byArgs = classic();
+  const init = byArgs.spec.initContainers.find((c: { name: string }) => c.name === "istio-init");
+  init.args[init.args.indexOf("-m") + 1] = "TPROXY";
+  assert.match(await skippedFor(byArgs), /^interception-mode: istio-init -m "TPROXY"/);
+  // The annotation only explains: istio-init says REDIRECT, so the pod is accelerated as REDIRECT.
   const byAnnotation = classic();
   annotationsOf(byAnnotation)["sidecar.istio.io/interceptionMode"] = "TPROXY";
-  assert.match(await skippedFor(byAnnotation), /^interception-mode: interception mode TPROXY \(from annotation\)/);
+  assert.equal(annotationsOf(await mark(byAnnotation))[ANNOTATION_STATUS], "accelerated");
   const byEnv = classic();
+  byEnv.spec.initContainers = [];
   const proxy = byEnv.spec.containers.find((c: { name: string }) => c.name === "istio-proxy");
   proxy.env.find((e: { name: string }) => e.name === "ISTIO_META_INTERCEPTION_MODE").value = "TPROXY";
-  assert.match(await skippedFor(byEnv), /TPROXY \(from proxy-env\)/);
-  const none = classic();
-  annotationsOf(none)["sidecar.istio.io/interceptionMode"] = "NONE";
-  assert.match(await skippedFor(none), /interception mode NONE/);
+  assert.match(await skippedFor(byEnv), /^interception-mode: interception mode TPROXY \(from proxy-env\)/);
+});
+
+test("interceptionMode NONE: Istio's injector adds no istio-init; the reason is interception-mode", async () => {
+  const input = fixture("hello");
+  input.spec.template.metadata.annotations = { "sidecar.istio.io/interceptionMode": "NONE" };
+  const [out] = inject([input]);
+  const pod = podOf(out!) as Pod;
+  assert.equal(pod.spec.initContainers, undefined, "the injector's template has no init container for NONE");
+  assert.match(await skippedFor(pod), /^interception-mode: interception mode NONE \(from annotation\)/);
 });
 
 test("opt-out by label or by annotation", async () => {
@@ -140,14 +161,35 @@ test("opt-out by label or by annotation", async () => {
   assert.equal(annotationsOf(await mark(notFalse))[ANNOTATION_STATUS], "accelerated");
 });
 
-test("a bad traffic annotation skips the pod, naming the annotation and the token", async () => {
-  const pod = classic();
-  annotationsOf(pod)["traffic.sidecar.istio.io/excludeOutboundPorts"] = "80, 99999";
-  assert.equal(await skippedFor(pod), 'bad-annotation: traffic.sidecar.istio.io/excludeOutboundPorts: "99999" is not a port in 1-65535');
+test("a classic pod's settings come from istio-init's arguments; a bad argument skips it, naming the flag and token", async () => {
+  const disagreeing = classic();
+  // The annotation and the arguments disagree: the arguments are what iptables does.
+  annotationsOf(disagreeing)["traffic.sidecar.istio.io/excludeOutboundPorts"] = "80, 99999";
+  const init = disagreeing.spec.initContainers.find((c: { name: string }) => c.name === "istio-init");
+  init.args.push("-o", "3306");
+  const doc = JSON.parse(annotationsOf(await mark(disagreeing))[ANNOTATION_INTERCEPTION]!);
+  assert.deepEqual(doc.excludeOutboundPorts, [3306]);
+  const bad = classic();
+  bad.spec.initContainers.find((c: { name: string }) => c.name === "istio-init").args.push("-o", "80,99999");
+  assert.equal(await skippedFor(bad), 'bad-argument: istio-init -o: "99999" is not a port in 1-65535');
+});
+
+test("meshlane.io/redirect: proxy, all or none travel in the document; anything else skips the pod", async () => {
+  for (const mode of ["proxy", "all", "none"]) {
+    const pod = classic();
+    annotationsOf(pod)[ANNOTATION_REDIRECT] = mode;
+    assert.equal(JSON.parse(annotationsOf(await mark(pod))[ANNOTATION_INTERCEPTION]!).redirect, mode);
+  }
+  const bad = classic();
+  annotationsOf(bad)[ANNOTATION_REDIRECT] = "ALL";
+  const { answer } = await review(bad);
+  assert.equal(await skippedFor(bad), 'bad-redirect: meshlane.io/redirect "ALL" is not one of proxy, all, none');
+  const line = t.audit.lines.find((l) => l.uid === answer.response.uid);
+  assert.equal(line?.reason, "bad-redirect");
 });
 
 test("istio-proxy as a plain init container, or a status that is not JSON, is not injected", async () => {
-  const init = fixture("traffic-annotations.native.yaml.injected");
+  const init = fixture("native.injected");
   delete init.spec.initContainers.find((c: { name: string }) => c.name === "istio-proxy").restartPolicy;
   assert.match(await skippedFor(init), /not-injected: .*istio-proxy is an init container without restartPolicy: Always/);
   const badStatus = classic();
@@ -162,7 +204,7 @@ test("no istio-init or istio-validation: no capture to fall back on, skipped", a
 });
 
 test("reinvocation: a pod first seen before Istio injected it ends up accelerated", async () => {
-  const uninjected = fixture("hello.yaml");
+  const uninjected = fixture("hello");
   const first = await review(uninjected, {});
   const seenEarly = applyJsonPatch(uninjected, first.patch!);
   assert.equal(annotationsOf(seenEarly)[ANNOTATION_STATUS], "skipped");
@@ -172,6 +214,7 @@ test("reinvocation: a pod first seen before Istio injected it ends up accelerate
   const { patch } = await review(injected);
   assert.deepEqual(patch!.map((op: { op: string; path: string }) => `${op.op} ${op.path}`).sort(), [
     "add /metadata/annotations/meshlane.io~1interception",
+    "add /metadata/labels/meshlane.io~1status",
     "remove /metadata/annotations/meshlane.io~1reason",
     "replace /metadata/annotations/meshlane.io~1status",
   ]);
@@ -242,18 +285,11 @@ test("other kinds, other operations and subresources are allowed without a patch
   assert.equal(line?.reason, "not-a-pod");
 });
 
-test("istio-init arguments that the annotations do not explain (mesh-wide values) skip the pod", async () => {
-  const pod = classic();
-  const init = pod.spec.initContainers.find((c: { name: string }) => c.name === "istio-init");
-  init.args[init.args.indexOf("-i") + 1] = "10.96.0.0/12";
-  assert.match(await skippedFor(pod), /^capture-mismatch: istio-init -i "10.96.0.0\/12" but the annotations give includeOutboundIPRanges "\*"$/);
-});
-
 test("the marking never makes the pod invalid: bounded reason, annotation size limit kept", async () => {
   const many = classic();
-  annotationsOf(many)["traffic.sidecar.istio.io/excludeOutboundPorts"] = Array.from({ length: 5000 }, (_, i) => `x${i}`).join(",");
+  many.spec.initContainers.find((c: { name: string }) => c.name === "istio-init").args.push("-o", Array.from({ length: 5000 }, (_, i) => `x${i}`).join(","));
   const reason = await skippedFor(many);
-  assert.match(reason, /^bad-annotation: .*"x0" is not a port/);
+  assert.match(reason, /^bad-argument: .*"x0" is not a port/);
   assert.ok(reason.length <= 1100, `reason is ${reason.length} chars`);
 
   // 10,000 CIDRs: the interception document would push the annotations past 256 KiB.

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { connect as tlsConnect, type SecureVersion } from "node:tls";
 import { createAuditLog } from "../../webhook/audit.js";
 import { createWebhookServer } from "../../webhook/server.js";
-import { loadFixtures, podReview } from "../../lab/istio-fixtures.js";
+import { injectedPod, podReview } from "../../lab/istio-fixtures.js";
 import { AuditCapture, HOUR, startTestServer, testIdentity, type TestServer } from "./helpers/https.js";
 
 let t: TestServer;
@@ -22,7 +22,7 @@ after(async () => {
   await t.close();
 });
 
-const classic = () => loadFixtures().find((f) => f.file === "hello.yaml.injected")!.pod;
+const classic = () => injectedPod("hello.injected");
 
 test("bad input: each refusal has its status and names the problem", async () => {
   const cases: [string, () => Promise<{ status: number; body: string }>, number, RegExp][] = [

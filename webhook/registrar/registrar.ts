@@ -1,33 +1,34 @@
-// The registrar: keeps ConfigMap meshlane-node-<node> holding one key per marked,
-// running pod on that node (design.md, "Registry contract").
+// The registrar: keeps one registry object (registry/configmap.ts) per marked,
+// running pod, and none for any other (docs/registry.md).
 //
-// Two paths write, both through the same per-node queues (writer.ts):
-//  - Pod events from an informer: a pod that gains an IP on a node gets its key; one
-//    that is deleted, finishes or loses its mark loses it.
-//    What this replica has placed is remembered, so pod updates that change nothing
-//    the registry holds (conditions, labels) cost no write.
-//  - A periodic resync from fresh lists (not the informer's cache): every node
-//    ConfigMap against every pod, repairing deleted ConfigMaps, stray keys and stale
-//    values. It is what corrects a replica whose informer lags: such a replica may
-//    re-add the key of a pod another replica just removed, and it removes that key
-//    itself once its informer sees the deletion, or the next resync of either replica
-//    does.
+// It watches only the pods the webhook labelled as accelerated (MARKED_POD_SELECTOR),
+// so its cache holds meshlane's pods, not the cluster's. Two paths write, both through
+// the same queue (writer.ts):
+//  - Pod events from that watch: a pod that gains an IP on a node is registered; one
+//    that is deleted, finishes, loses its label or fails the re-check is not.
+//    What this replica has registered is remembered, so pod updates that change
+//    nothing the registry holds (conditions, other labels) cost no write.
+//  - A periodic resync from fresh lists (not the informer's cache): every registry
+//    object against every marked pod, repairing deleted objects, strays and stale
+//    documents. It is what corrects a replica whose informer lags: such a replica may
+//    re-register a pod another replica just removed, and removes it itself once its
+//    informer sees the deletion, or the next resync of either replica does.
 //
-// Replicas need no leader: every write is a merge patch of single keys, and every
-// replica computes the same value for the same pod.
+// Replicas need no leader: every write touches one pod's object, and every replica
+// computes the same document for the same pod.
 
 import { CoreV1Api, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
+import { listRegistrations } from "../../registry/configmap.js";
 import { resilientInformer, type InformerEvent, type ResilientInformer } from "../../registry/informer.js";
 import { describeApiError } from "../../registry/kube-errors.js";
-import { nodeConfigMapName, SYSTEM_NAMESPACE } from "../../registry/names.js";
-import { desiredByNode, desiredFor, type Placement } from "./desired.js";
-import { createRegistrarMetrics, type RegistrarMetrics } from "./metrics.js";
-import { planRepairs, type NodeRepair } from "./repair.js";
-import { ConfigMapWriter } from "./writer.js";
+import { MARKED_POD_SELECTOR } from "../../registry/names.js";
+import { desiredFor, type Registered, type RefusalReason } from "./desired.js";
+import { createRegistrarMetrics, REFUSAL_REASONS, type RegistrarMetrics } from "./metrics.js";
+import { planRepairs, type Repairs } from "./repair.js";
+import { RegistryWriter } from "./writer.js";
 
-const NODE_CONFIGMAP_PREFIX = nodeConfigMapName("");
 export const DEFAULT_REGISTRAR_RESYNC_MS = 60_000;
 
 export interface RegistrarOptions {
@@ -42,8 +43,7 @@ export interface RegistrarOptions {
 
 export interface ResyncReport {
   pods: number;
-  nodes: number;
-  repairs: NodeRepair[];
+  repairs: Omit<Repairs, "changes">;
 }
 
 export interface Registrar {
@@ -59,58 +59,69 @@ export async function startRegistrar(opts: RegistrarOptions): Promise<Registrar>
   const log = opts.log.child({ component: "registrar" });
   const core = opts.kubeConfig.makeApiClient(CoreV1Api);
   const metrics = createRegistrarMetrics(opts.metricsRegistry);
-  const writer = new ConfigMapWriter({ core, log, metrics, ...(opts.retryMinMs ? { retryMinMs: opts.retryMinMs } : {}) });
+  const writer = new RegistryWriter({ core, log, metrics, ...(opts.retryMinMs ? { retryMinMs: opts.retryMinMs } : {}) });
   const resyncMs = opts.resyncMs ?? DEFAULT_REGISTRAR_RESYNC_MS;
-  /** pod UID → where this replica has put (or queued) its key. */
-  let placed = new Map<string, Placement>();
+  /** pod UID → what this replica has registered (or queued) for it. */
+  let placed = new Map<string, Registered>();
+  /** pod UID → why a marked pod is kept out. */
+  let refused = new Map<string, RefusalReason>();
   let stopped = false;
   let resyncTimer: NodeJS.Timeout | undefined;
+  const listMarkedPods = () => core.listPodForAllNamespaces({ labelSelector: MARKED_POD_SELECTOR });
+
+  const updateGauges = (): void => {
+    metrics.registeredPods.set(placed.size);
+    for (const reason of REFUSAL_REASONS) metrics.refusedPods.set({ reason }, [...refused.values()].filter((r) => r === reason).length);
+  };
 
   const onPod = (event: InformerEvent, pod: V1Pod): void => {
     const uid = pod.metadata?.uid;
     if (!uid) return;
     const had = placed.get(uid);
     const desired = event === "delete" ? undefined : desiredFor(pod);
-    if (desired && !desired.registered && desired.invalid) log.warn({ uid, why: desired.why }, "marked pod left out of the registry");
+    if (desired && !desired.registered && desired.refused) {
+      if (refused.get(uid) !== desired.refused) log.warn({ uid, reason: desired.refused, why: desired.why }, "marked pod not registered");
+      refused.set(uid, desired.refused);
+    } else refused.delete(uid);
     if (desired?.registered) {
-      // spec.nodeName cannot change once set: a UID's key stays on one node. A pod that
-      // "moves" is a new pod (new UID) on the other node, and the old one's deletion
-      // removes the old key.
-      const want = desired.placement;
-      if (had && had.value === want.value) return;
-      writer.set(want.node, uid, want.value);
-      placed.set(uid, want);
+      // spec.nodeName cannot change once set: a UID stays on one node. A pod that
+      // "moves" is a new pod (new UID) on the other node.
+      const want = desired.registration;
+      if (!had || had.document !== want.document) {
+        writer.set(uid, { node: want.node, document: want.document });
+        placed.set(uid, want);
+      }
     } else if (had) {
-      writer.set(had.node, uid, null);
+      writer.set(uid, { node: had.node, document: null });
       placed.delete(uid);
-      log.debug({ uid, why: desired?.why ?? "pod deleted" }, "key removed");
+      log.debug({ uid, why: desired?.why ?? "pod deleted or no longer labelled" }, "registration removed");
     }
-    metrics.registeredPods.set(placed.size);
+    updateGauges();
   };
 
   const resync = async (): Promise<ResyncReport> => {
     try {
-      // ConfigMaps first, pods second, both read fresh from the API server: a key
-      // written after the ConfigMaps were read is not in `actual`, so it cannot be
-      // taken for a stray key of a pod the (later) pod list does not show.
-      const configMaps = await core.listNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE });
-      const actual = new Map<string, Record<string, string>>();
-      for (const cm of configMaps.items) {
-        const name = cm.metadata?.name ?? "";
-        if (name.startsWith(NODE_CONFIGMAP_PREFIX)) actual.set(name.slice(NODE_CONFIGMAP_PREFIX.length), cm.data ?? {});
+      // Objects first, pods second, both read fresh from the API server: an object
+      // written after the objects were read is not in `actual`, so it cannot be taken
+      // for a stray of a pod the (later) pod list does not show.
+      const actual = await listRegistrations(core);
+      const pods = await listMarkedPods();
+      const desired = new Map<string, Registered>();
+      const nowRefused = new Map<string, RefusalReason>();
+      for (const pod of pods.items) {
+        const d = desiredFor(pod);
+        if (d.registered) desired.set(d.registration.uid, d.registration);
+        else if (d.refused && pod.metadata?.uid) nowRefused.set(pod.metadata.uid, d.refused);
       }
-      const pods = await core.listPodForAllNamespaces();
-      const desired = desiredByNode(pods.items);
-      const repairs = planRepairs(actual, desired);
-      for (const repair of repairs) {
-        writer.setAll(repair.node, repair.changes);
-        for (const kind of ["missing", "stale", "stray"] as const) metrics.repairs.inc({ kind }, repair[kind]);
-        log.info({ node: repair.node, missing: repair.missing, stale: repair.stale, stray: repair.stray }, "resync repairs node ConfigMap");
-      }
-      placed = new Map([...desired].flatMap(([node, entries]) => [...entries].map(([key, value]) => [key, { node, key, value }] as const)));
-      metrics.registeredPods.set(placed.size);
+      const { changes, ...counts } = planRepairs(actual, desired);
+      writer.setAll(changes);
+      for (const kind of ["missing", "stale", "stray"] as const) metrics.repairs.inc({ kind }, counts[kind]);
+      if (changes.size > 0) log.info(counts, "resync repairs the registry");
+      placed = desired;
+      refused = nowRefused;
+      updateGauges();
       metrics.resyncs.inc({ result: "ok" });
-      return { pods: pods.items.length, nodes: desired.size, repairs };
+      return { pods: pods.items.length, repairs: counts };
     } catch (e) {
       metrics.resyncs.inc({ result: "error" });
       throw new Error(`registrar resync: ${describeApiError(e)}`);
@@ -126,14 +137,15 @@ export async function startRegistrar(opts: RegistrarOptions): Promise<Registrar>
     }, resyncMs);
   };
 
-  // The first resync learns what the ConfigMaps hold, so the informer's initial list
+  // The first resync learns what the registry holds, so the informer's initial list
   // (an "add" per existing pod) writes only what is actually missing. If it fails,
-  // the informer's adds write every key (harmless, only more writes).
+  // the informer's adds write every registration (harmless, only more writes).
   await resync().catch((e: Error) => log.error({ err: e.message }, "first resync failed; continuing from the pod watch"));
   const informer: ResilientInformer<V1Pod> = resilientInformer<V1Pod>({
     kubeConfig: opts.kubeConfig,
     path: "/api/v1/pods",
-    list: () => core.listPodForAllNamespaces(),
+    list: listMarkedPods,
+    labelSelector: MARKED_POD_SELECTOR,
     onEvent: onPod,
     onError: (e, retryInMs) => {
       metrics.watchRestarts.inc();
@@ -143,7 +155,7 @@ export async function startRegistrar(opts: RegistrarOptions): Promise<Registrar>
   });
   await informer.start();
   scheduleResync();
-  log.info({ resyncMs, registered: placed.size }, "registrar running");
+  log.info({ resyncMs, registered: placed.size, podSelector: MARKED_POD_SELECTOR }, "registrar running");
 
   return {
     resync,

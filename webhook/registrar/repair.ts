@@ -1,42 +1,42 @@
-// The resync's judgement: what the node ConfigMaps hold against what they should
-// hold, as the key changes that make them equal. Pure.
+// The resync's judgement: what the registry objects hold against what they should
+// hold, as the changes that make them equal. Pure.
 
-/** A key to set (value) or remove (null), per the JSON merge patch convention. */
-export type KeyChanges = Map<string, string | null>;
+import type { StoredRegistration } from "../../registry/configmap.js";
+import type { Registered } from "./desired.js";
 
-export interface NodeRepair {
+/** One pod's registry object to write (document) or delete (null). */
+export interface Change {
   node: string;
-  changes: KeyChanges;
-  /** Keys of registered pods that were not there (a deleted ConfigMap counts all of them). */
+  document: string | null;
+}
+/** pod UID → change. */
+export type Changes = Map<string, Change>;
+
+export interface Repairs {
+  changes: Changes;
+  /** Registered pods that had no object (a deleted object counts, as does a new pod the events missed). */
   missing: number;
-  /** Keys whose value differs from the pod's registration. */
+  /** Objects whose document or node differs from the pod's registration. */
   stale: number;
-  /** Keys of pods that are gone, finished, unmarked or on another node. */
+  /** Objects of pods that are gone, finished, unmarked or refused. */
   stray: number;
 }
 
-/**
- * `actual`: node → the data of its ConfigMap (absent: no ConfigMap). `desired`: node →
- * pod UID → value. Nodes needing no change are left out.
- */
-export function planRepairs(actual: ReadonlyMap<string, Readonly<Record<string, string>>>, desired: ReadonlyMap<string, ReadonlyMap<string, string>>): NodeRepair[] {
-  const repairs: NodeRepair[] = [];
-  for (const node of new Set([...actual.keys(), ...desired.keys()])) {
-    const has = actual.get(node) ?? {};
-    const wants = desired.get(node) ?? new Map<string, string>();
-    const repair: NodeRepair = { node, changes: new Map(), missing: 0, stale: 0, stray: 0 };
-    for (const [key, value] of wants) {
-      if (!Object.hasOwn(has, key)) repair.missing++;
-      else if (has[key] !== value) repair.stale++;
-      else continue;
-      repair.changes.set(key, value);
-    }
-    for (const key of Object.keys(has)) {
-      if (wants.has(key)) continue;
-      repair.stray++;
-      repair.changes.set(key, null);
-    }
-    if (repair.changes.size > 0) repairs.push(repair);
+export function planRepairs(actual: Iterable<StoredRegistration>, desired: ReadonlyMap<string, Registered>): Repairs {
+  const repairs: Repairs = { changes: new Map(), missing: 0, stale: 0, stray: 0 };
+  const has = new Map<string, StoredRegistration>();
+  for (const stored of actual) has.set(stored.uid, stored);
+  for (const [uid, want] of desired) {
+    const stored = has.get(uid);
+    if (!stored) repairs.missing++;
+    else if (stored.document !== want.document || stored.node !== want.node) repairs.stale++;
+    else continue;
+    repairs.changes.set(uid, { node: want.node, document: want.document });
+  }
+  for (const [uid, stored] of has) {
+    if (desired.has(uid)) continue;
+    repairs.stray++;
+    repairs.changes.set(uid, { node: stored.node, document: null });
   }
   return repairs;
 }

@@ -1,128 +1,127 @@
-// Writes pod keys into the node ConfigMaps. Every write is a JSON merge patch naming
-// only the keys it changes (removal is `key: null`), so writers never overwrite each
-// other's keys and need no resourceVersion: two replicas can write at once.
+// Writes registry objects (registry/configmap.ts): one ConfigMap per pod, created or
+// merge-patched with the pod's document, deleted when the pod leaves. A write names
+// one pod's object only, so its cost does not grow with the node's pod count, writers
+// never overwrite each other's pods, and no resourceVersion is needed: two replicas
+// writing the same document at once both succeed.
 //
-// One queue per node: while a write to a node is in flight, further changes for it
-// are collected, a newer change to a key replacing an older one, and go out together
-// in the next patch. So a node's keys are written in the order they were decided,
-// and a burst of pods costs a few patches, not one per pod. A failed write is retried
-// with backoff; changes decided meanwhile win over the failed batch's.
+// One pending change per pod, a newer change replacing an older one; at most
+// `concurrency` requests in flight, and never two for the same pod, so a pod's
+// changes land in the order they were decided. A failed write is retried with
+// backoff; a change decided meanwhile wins over the failed one.
 
-import { CoreV1Api, PatchStrategy, setHeaderOptions, type V1ConfigMap } from "@kubernetes/client-node";
-import { setTimeout as sleep } from "node:timers/promises";
+import { CoreV1Api, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import { apiStatusCode, describeApiError } from "../../registry/kube-errors.js";
-import { nodeConfigMapName, PART_OF_LABEL, PART_OF_VALUE, SYSTEM_NAMESPACE } from "../../registry/names.js";
+import { registrationObject, registrationObjectName, registrationPatch, REGISTRY_NAMESPACE } from "../../registry/configmap.js";
 import type { RegistrarMetrics } from "./metrics.js";
-import type { KeyChanges } from "./repair.js";
+import type { Change, Changes } from "./repair.js";
 
 const MERGE_PATCH = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
-const LABELS = { [PART_OF_LABEL]: PART_OF_VALUE };
 
 export interface WriterOptions {
   core: CoreV1Api;
   log: Logger;
   metrics: RegistrarMetrics;
+  /** Requests in flight at once (default 16). */
+  concurrency?: number;
   retryMinMs?: number;
   retryMaxMs?: number;
 }
 
-interface NodeQueue {
-  pending: KeyChanges;
-  draining: Promise<void> | null;
-}
+/** How a change reached the API server, for the log line. */
+type WriteOutcome = "created" | "patched" | "created-after-404" | "patched-after-409" | "deleted" | "already-gone";
 
-/** How a batch reached the ConfigMap, for the log line. */
-type WriteOutcome = "patched" | "created" | "patched-after-create-race" | "nothing-to-remove";
-
-export class ConfigMapWriter {
-  private readonly queues = new Map<string, NodeQueue>();
-  private readonly stopping = new AbortController();
+export class RegistryWriter {
+  private readonly pending: Changes = new Map();
+  private readonly inFlight = new Set<string>();
+  private readonly retries = new Set<NodeJS.Timeout>();
+  /** Pods whose object this writer has seen exist: patched first, not created first. */
+  private readonly exists = new Set<string>();
+  private failuresInARow = 0;
+  private stopped = false;
+  private waiters: (() => void)[] = [];
 
   constructor(private readonly opts: WriterOptions) {}
 
-  /** Queues a key change for a node's ConfigMap: a value to set, or null to remove the key. */
-  set(node: string, key: string, value: string | null): void {
-    this.setAll(node, new Map([[key, value]]));
+  /** Queues one pod's change: its document on `node`, or null to delete its object. */
+  set(uid: string, change: Change): void {
+    this.setAll(new Map([[uid, change]]));
   }
 
-  setAll(node: string, changes: KeyChanges): void {
-    if (this.stopping.signal.aborted || changes.size === 0) return;
-    let queue = this.queues.get(node);
-    if (!queue) this.queues.set(node, (queue = { pending: new Map(), draining: null }));
-    for (const [key, value] of changes) queue.pending.set(key, value);
-    this.updatePendingGauge();
-    if (!queue.draining) {
-      const q = queue;
-      q.draining = this.drain(node, q).finally(() => {
-        q.draining = null;
-      });
-    }
+  setAll(changes: Changes): void {
+    if (this.stopped) return;
+    for (const [uid, change] of changes) this.pending.set(uid, change);
+    this.pump();
   }
 
   /** Resolves when every queued change has been written (or the writer stopped). */
-  async idle(): Promise<void> {
-    for (;;) {
-      const draining = [...this.queues.values()].map((q) => q.draining).filter((d) => d !== null);
-      if (draining.length === 0) return;
-      await Promise.all(draining);
-    }
+  idle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
   }
 
-  /** Drops what is queued; a write in flight finishes. */
+  /** Drops what is queued; writes in flight finish. */
   async stop(): Promise<void> {
-    this.stopping.abort();
+    this.stopped = true;
+    for (const t of this.retries) clearTimeout(t);
+    this.retries.clear();
+    this.pending.clear();
+    this.pump();
     await this.idle();
   }
 
-  private updatePendingGauge(): void {
-    let n = 0;
-    for (const q of this.queues.values()) n += q.pending.size;
-    this.opts.metrics.pendingKeys.set(n);
+  private isIdle(): boolean {
+    return this.inFlight.size === 0 && this.retries.size === 0 && (this.pending.size === 0 || this.stopped);
   }
 
-  private async drain(node: string, queue: NodeQueue): Promise<void> {
-    const retryMinMs = this.opts.retryMinMs ?? 200;
-    const retryMaxMs = this.opts.retryMaxMs ?? 10_000;
-    let failuresInARow = 0;
-    while (queue.pending.size > 0 && !this.stopping.signal.aborted) {
-      const batch = queue.pending;
-      queue.pending = new Map();
-      try {
-        await this.write(node, batch);
-        failuresInARow = 0;
-      } catch (e) {
-        for (const [key, value] of batch) if (!queue.pending.has(key)) queue.pending.set(key, value);
-        const retryInMs = Math.min(retryMaxMs, retryMinMs * 2 ** failuresInARow++);
-        this.opts.log.warn({ node, configMap: nodeConfigMapName(node), keys: batch.size, err: (e as Error).message, retryInMs }, "registry write failed; will retry");
-        try {
-          await sleep(retryInMs, undefined, { signal: this.stopping.signal });
-        } catch {
-          return; // stopped
-        }
-      } finally {
-        this.updatePendingGauge();
+  private pump(): void {
+    const limit = this.opts.concurrency ?? 16;
+    if (!this.stopped) {
+      for (const [uid, change] of this.pending) {
+        if (this.inFlight.size >= limit) break;
+        if (this.inFlight.has(uid)) continue;
+        this.pending.delete(uid);
+        this.inFlight.add(uid);
+        void this.write(uid, change).finally(() => {
+          this.inFlight.delete(uid);
+          this.pump();
+        });
       }
     }
-    if (this.stopping.signal.aborted) queue.pending.clear();
+    this.opts.metrics.pendingKeys.set(this.pending.size + this.inFlight.size);
+    if (this.isIdle()) {
+      const waiters = this.waiters;
+      this.waiters = [];
+      for (const w of waiters) w();
+    }
   }
 
-  private async write(node: string, batch: KeyChanges): Promise<void> {
-    const name = nodeConfigMapName(node);
+  private async write(uid: string, change: Change): Promise<void> {
     const started = performance.now();
-    const outcome = await this.patchOrCreate(name, Object.fromEntries(batch));
-    const seconds = (performance.now() - started) / 1000;
-    this.opts.metrics.writeDuration.observe(seconds);
-    const set = [...batch].filter(([, v]) => v !== null).map(([k]) => k);
-    const removed = [...batch].filter(([, v]) => v === null).map(([k]) => k);
-    this.opts.metrics.keys.inc({ change: "set" }, set.length);
-    this.opts.metrics.keys.inc({ change: "remove" }, removed.length);
-    this.opts.log.info({ node, configMap: `${SYSTEM_NAMESPACE}/${name}`, outcome, set, removed, ms: Math.round(seconds * 10_000) / 10 }, "registry write");
+    try {
+      const outcome = change.document === null ? await this.remove(uid) : await this.put(uid, change.node, change.document);
+      const seconds = (performance.now() - started) / 1000;
+      this.failuresInARow = 0;
+      this.opts.metrics.writeDuration.observe(seconds);
+      this.opts.metrics.keys.inc({ change: change.document === null ? "remove" : "set" });
+      this.opts.log.info({ node: change.node, uid, object: `${REGISTRY_NAMESPACE}/${registrationObjectName(uid)}`, outcome, ms: Math.round(seconds * 10_000) / 10 }, "registry write");
+    } catch (e) {
+      if (this.stopped) return;
+      const retryMinMs = this.opts.retryMinMs ?? 200;
+      const retryInMs = Math.min(this.opts.retryMaxMs ?? 10_000, retryMinMs * 2 ** this.failuresInARow++);
+      this.opts.log.warn({ node: change.node, uid, err: (e as Error).message, retryInMs }, "registry write failed; will retry");
+      const timer = setTimeout(() => {
+        this.retries.delete(timer);
+        if (!this.pending.has(uid)) this.pending.set(uid, change);
+        this.pump();
+      }, retryInMs);
+      this.retries.add(timer);
+    }
   }
 
   /** One API request, counted by op and result. */
-  private async request<T>(op: "patch" | "create", call: () => Promise<T>): Promise<T> {
+  private async request<T>(op: "create" | "patch" | "delete", call: () => Promise<T>): Promise<T> {
     try {
       const result = await call();
       this.opts.metrics.writes.inc({ op, result: "ok" });
@@ -133,34 +132,54 @@ export class ConfigMapWriter {
     }
   }
 
-  /** The merge patch; on 404 the ConfigMap is created with the keys being set. */
-  private async patchOrCreate(name: string, data: Record<string, string | null>): Promise<WriteOutcome> {
+  private async put(uid: string, node: string, document: string): Promise<WriteOutcome> {
     const { core } = this.opts;
-    // The label rides along on every patch, so a ConfigMap made by hand gets it too.
+    const name = registrationObjectName(uid);
+    const where = `ConfigMap ${REGISTRY_NAMESPACE}/${name}`;
+    const create = () => this.request("create", () => core.createNamespacedConfigMap({ namespace: REGISTRY_NAMESPACE, body: registrationObject(node, uid, document) }));
     const patch = () =>
-      this.request("patch", () => core.patchNamespacedConfigMap({ name, namespace: SYSTEM_NAMESPACE, body: { metadata: { labels: LABELS }, data } }, MERGE_PATCH));
-    try {
-      await patch();
-      return "patched";
-    } catch (e) {
-      if (apiStatusCode(e) !== 404) throw new Error(`ConfigMap ${SYSTEM_NAMESPACE}/${name}: merge patch failed: ${describeApiError(e)}`);
+      this.request("patch", () => core.patchNamespacedConfigMap({ name, namespace: REGISTRY_NAMESPACE, body: registrationPatch(node, uid, document) }, MERGE_PATCH));
+    // Creating is the common case (a new pod); an update patches an object known to exist.
+    // Either can meet the other's case (another replica, a resync, a deletion by hand).
+    if (this.exists.has(uid)) {
+      try {
+        await patch();
+        return "patched";
+      } catch (e) {
+        if (apiStatusCode(e) !== 404) throw new Error(`${where}: merge patch failed: ${describeApiError(e)}`);
+      }
+      try {
+        await create();
+        return "created-after-404";
+      } catch (e) {
+        throw new Error(`${where}: create after 404 failed: ${describeApiError(e)}`);
+      }
     }
-    const values = Object.fromEntries(Object.entries(data).filter((e): e is [string, string] => e[1] !== null));
-    // No ConfigMap holds no keys: the removals are already done.
-    if (Object.keys(values).length === 0) return "nothing-to-remove";
-    const body: V1ConfigMap = { metadata: { name, namespace: SYSTEM_NAMESPACE, labels: LABELS }, data: values };
     try {
-      await this.request("create", () => core.createNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, body }));
+      await create();
+      this.exists.add(uid);
       return "created";
     } catch (e) {
-      if (apiStatusCode(e) !== 409) throw new Error(`ConfigMap ${SYSTEM_NAMESPACE}/${name}: create failed: ${describeApiError(e)}`);
+      if (apiStatusCode(e) !== 409) throw new Error(`${where}: create failed: ${describeApiError(e)}`);
     }
-    // Another writer created it between our 404 and our create: merge into theirs.
     try {
       await patch();
-      return "patched-after-create-race";
+      this.exists.add(uid);
+      return "patched-after-409";
     } catch (e) {
-      throw new Error(`ConfigMap ${SYSTEM_NAMESPACE}/${name}: merge patch after a create race failed: ${describeApiError(e)}`);
+      throw new Error(`${where}: merge patch after 409 failed: ${describeApiError(e)}`);
+    }
+  }
+
+  private async remove(uid: string): Promise<WriteOutcome> {
+    const name = registrationObjectName(uid);
+    this.exists.delete(uid);
+    try {
+      await this.request("delete", () => this.opts.core.deleteNamespacedConfigMap({ name, namespace: REGISTRY_NAMESPACE }));
+      return "deleted";
+    } catch (e) {
+      if (apiStatusCode(e) === 404) return "already-gone";
+      throw new Error(`ConfigMap ${REGISTRY_NAMESPACE}/${name}: delete failed: ${describeApiError(e)}`);
     }
   }
 }

@@ -1,24 +1,25 @@
-// The registrar against the Kubernetes API stand-in: keys follow pods through their
-// lives, resync repairs what others broke, and two replicas at once agree.
+// The registrar against an API server: registrations follow pods through their lives,
+// only labelled pods are watched, markings the webhook's decision does not agree with
+// are refused, resync repairs what others broke, and two replicas at once agree.
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { CoreV1Api, type V1ConfigMap, type V1Pod } from "@kubernetes/client-node";
+import { CoreV1Api, type V1Pod } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { Registry } from "prom-client";
-import { defaultInterception, validateRegistration } from "../../../registry/document.js";
-import { apiStatusCode } from "../../../registry/kube-errors.js";
-import { ANNOTATION_INTERCEPTION, ANNOTATION_STATUS, nodeConfigMapName, PART_OF_LABEL, PART_OF_VALUE, SYSTEM_NAMESPACE } from "../../../registry/names.js";
-import { desiredByNode } from "../../../webhook/registrar/desired.js";
+import { defaultInterception, parseRegistration } from "../../../registry/document.js";
+import { listRegistrations, registrationObjectName, REGISTRY_NAMESPACE, type StoredRegistration } from "../../../registry/configmap.js";
+import { ANNOTATION_INTERCEPTION, MARKED_POD_SELECTOR, POD_MARK_LABEL, SYSTEM_NAMESPACE } from "../../../registry/names.js";
+import { desiredFor } from "../../../webhook/registrar/desired.js";
 import { createRegistrarMetrics } from "../../../webhook/registrar/metrics.js";
 import { startRegistrar, type Registrar } from "../../../webhook/registrar/registrar.js";
-import { ConfigMapWriter } from "../../../webhook/registrar/writer.js";
+import { RegistryWriter } from "../../../webhook/registrar/writer.js";
 import { start, type StandIn } from "../../kube/apiserver/index.js";
 import { until } from "../../../lab/until.js";
+import { injectedPod, markedPod } from "./pods.js";
 
 const NS = "shop";
 const silent = pino({ level: "silent" });
-const MARK = { [ANNOTATION_STATUS]: "accelerated", [ANNOTATION_INTERCEPTION]: JSON.stringify(defaultInterception()) };
 
 describe("registrar", () => {
   let cluster: StandIn;
@@ -26,31 +27,23 @@ describe("registrar", () => {
   let registrar: Registrar;
   let metrics: Registry;
 
-  const createPod = (name: string, annotations: Record<string, string> = MARK): Promise<V1Pod> =>
-    core.createNamespacedPod({ namespace: NS, body: { metadata: { name, annotations }, spec: { containers: [{ name: "app", image: "app:1" }] } } });
+  const createPod = (name: string, edit: (p: V1Pod) => void = () => undefined): Promise<V1Pod> => {
+    const body = markedPod(injectedPod(name, NS));
+    edit(body);
+    return core.createNamespacedPod({ namespace: NS, body });
+  };
+  const uidsOn = async (node: string) => (await listRegistrations(core, node)).map((r) => r.uid).sort();
+  const byUid = async () => new Map((await listRegistrations(core)).map((r) => [r.uid, r] as const));
 
-  /** The data of a node's ConfigMap; undefined when there is none. */
-  async function configMap(node: string): Promise<V1ConfigMap | undefined> {
-    try {
-      return await core.readNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, name: nodeConfigMapName(node) });
-    } catch (e) {
-      if (apiStatusCode(e) === 404) return undefined;
-      throw e;
-    }
-  }
-  const keysOf = async (node: string) => Object.keys((await configMap(node))?.data ?? {}).sort();
-
-  /** Every node ConfigMap holds exactly what the pods say it should. */
+  /** The registry holds exactly what the marked pods say it should. */
   async function registryIsExact(): Promise<boolean> {
-    const desired = desiredByNode((await core.listPodForAllNamespaces()).items);
-    const cms = (await core.listNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE })).items;
-    for (const cm of cms) {
-      const node = cm.metadata!.name!.slice(nodeConfigMapName("").length);
-      const want = Object.fromEntries(desired.get(node) ?? []);
-      if (JSON.stringify(Object.entries(cm.data ?? {}).sort()) !== JSON.stringify(Object.entries(want).sort())) return false;
-      desired.delete(node);
+    const want = new Map<string, string>();
+    for (const pod of (await core.listPodForAllNamespaces({ labelSelector: MARKED_POD_SELECTOR })).items) {
+      const d = desiredFor(pod);
+      if (d.registered) want.set(d.registration.uid, `${d.registration.node} ${d.registration.document}`);
     }
-    return [...desired.values()].every((entries) => entries.size === 0);
+    const have = new Map([...(await byUid())].map(([uid, r]) => [uid, `${r.node} ${r.document}`]));
+    return JSON.stringify([...have].sort()) === JSON.stringify([...want].sort());
   }
 
   before(async () => {
@@ -67,84 +60,97 @@ describe("registrar", () => {
     await cluster?.stop();
   });
 
-  test("a marked pod's key appears once it runs on a node, as a document the loader accepts; unmarked pods never appear", async () => {
+  test("a marked pod is registered once it runs on a node, as a document the loader accepts; unmarked pods never are", async () => {
     await createPod("web-1");
-    await createPod("plain-1", {});
-    await createPod("skipped-1", { [ANNOTATION_STATUS]: "skipped" });
+    await core.createNamespacedPod({ namespace: NS, body: injectedPod("plain-1", NS) });
     await registrar.idle();
-    assert.equal(await configMap("node-a"), undefined, "no IP, no node: nothing registered yet");
+    assert.deepEqual(await uidsOn("node-a"), [], "no IP, no node: nothing registered yet");
 
     const running = await cluster.kubelet("node-a").run(NS, "web-1", ["10.0.0.11", "fd00::11"]);
     await cluster.kubelet("node-a").run(NS, "plain-1");
-    await cluster.kubelet("node-a").run(NS, "skipped-1");
     const uid = running.metadata!.uid!;
-    await until("web-1's key is in node-a's ConfigMap", async () => (await keysOf("node-a")).includes(uid));
-    const cm = (await configMap("node-a"))!;
-    assert.equal(cm.metadata?.labels?.[PART_OF_LABEL], PART_OF_VALUE);
-    assert.deepEqual(Object.keys(cm.data!), [uid], "only the marked pod");
-    const doc = validateRegistration(JSON.parse(cm.data![uid]!), uid);
-    assert.deepEqual([doc.namespace, doc.name, doc.ips], [NS, "web-1", ["10.0.0.11", "fd00::11"]]);
+    await until("web-1 is registered on node-a", async () => (await uidsOn("node-a")).includes(uid));
+    await registrar.idle();
+    assert.deepEqual(await uidsOn("node-a"), [uid], "only the marked pod");
+    const cm = await core.readNamespacedConfigMap({ namespace: REGISTRY_NAMESPACE, name: registrationObjectName(uid) });
+    const doc = parseRegistration(JSON.parse(cm.data!.registration!), uid);
+    assert.deepEqual([doc.namespace, doc.name, doc.ips.map((ip) => ip.address)], [NS, "web-1", ["10.0.0.11", "fd00::11"]]);
   });
 
-  test("finished and deleted pods lose their keys; a pod recreated on another node is registered there", async () => {
+  test("finished and deleted pods lose their registration; a pod recreated on another node is registered there", async () => {
     const done = await createPod("job-1");
     await cluster.kubelet("node-a").run(NS, "job-1");
-    await until("job-1 registered", async () => (await keysOf("node-a")).includes(done.metadata!.uid!));
+    await until("job-1 registered", async () => (await uidsOn("node-a")).includes(done.metadata!.uid!));
     await cluster.kubelet("node-a").finish(NS, "job-1", "Succeeded");
-    await until("job-1's key removed when it finished", async () => !(await keysOf("node-a")).includes(done.metadata!.uid!));
+    await until("job-1 removed when it finished", async () => !(await uidsOn("node-a")).includes(done.metadata!.uid!));
 
     const first = await createPod("db-0");
     await cluster.kubelet("node-a").run(NS, "db-0");
-    await until("db-0 registered on node-a", async () => (await keysOf("node-a")).includes(first.metadata!.uid!));
+    await until("db-0 registered on node-a", async () => (await uidsOn("node-a")).includes(first.metadata!.uid!));
     await core.deleteNamespacedPod({ namespace: NS, name: "db-0" });
-    await until("db-0's key removed when deleted", async () => !(await keysOf("node-a")).includes(first.metadata!.uid!));
+    await until("db-0 removed when deleted", async () => !(await uidsOn("node-a")).includes(first.metadata!.uid!));
 
     const second = await createPod("db-0");
     await cluster.kubelet("node-b").run(NS, "db-0");
-    await until("db-0 registered on node-b", async () => (await keysOf("node-b")).includes(second.metadata!.uid!));
-    assert.ok(!(await keysOf("node-a")).includes(second.metadata!.uid!));
+    await until("db-0 registered on node-b", async () => (await uidsOn("node-b")).includes(second.metadata!.uid!));
+    assert.ok(!(await uidsOn("node-a")).includes(second.metadata!.uid!));
     assert.ok(await registryIsExact());
   });
 
-  test("a marked pod whose mark does not validate is left out", async () => {
-    const bad = await createPod("tampered-1", { ...MARK, [ANNOTATION_INTERCEPTION]: JSON.stringify({ ...defaultInterception(), proxyUid: -1 }) });
+  test("re-check: a pod whose markings were changed after admission is refused, with a metric reason; removing the label deregisters", async () => {
+    const tampered = JSON.stringify({ ...defaultInterception(), excludeInboundPorts: [] });
+    const bad = await createPod("tampered-1", (p) => (p.metadata!.annotations![ANNOTATION_INTERCEPTION] = tampered));
     await cluster.kubelet("node-a").run(NS, "tampered-1");
+    const web = (await core.readNamespacedPod({ namespace: NS, name: "web-1" })).metadata!.uid!;
+    await until("the refusal is counted", async () => {
+      const refused = (await metrics.getSingleMetric("meshlane_registrar_refused_pods")!.get()).values;
+      return refused.find((v) => v.labels.reason === "decision-disagrees")?.value === 1;
+    });
     await registrar.resync();
     await registrar.idle();
-    assert.ok(!(await keysOf("node-a")).includes(bad.metadata!.uid!));
+    assert.ok(!(await uidsOn("node-a")).includes(bad.metadata!.uid!));
+
+    // Unlabelled, a registered pod leaves the registrar's watch, which is a deletion to it.
+    await core.patchNamespacedPod({ namespace: NS, name: "web-1", body: [{ op: "remove", path: `/metadata/labels/${POD_MARK_LABEL.replace("/", "~1")}` }] });
+    await until("web-1 deregistered", async () => !(await uidsOn("node-a")).includes(web));
+    await core.patchNamespacedPod({ namespace: NS, name: "web-1", body: [{ op: "add", path: `/metadata/labels/${POD_MARK_LABEL.replace("/", "~1")}`, value: "accelerated" }] });
+    await until("web-1 registered again", async () => (await uidsOn("node-a")).includes(web));
   });
 
-  test("the periodic resync restores a ConfigMap deleted by hand", async () => {
+  test("the periodic resync restores a registry object deleted by hand", async () => {
     const repairing = await startRegistrar({ kubeConfig: cluster.kubeConfig, log: silent, metricsRegistry: new Registry(), resyncMs: 300 });
     try {
-      const before = (await configMap("node-a"))!.data;
-      await core.deleteNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, name: nodeConfigMapName("node-a") });
-      await until("node-a's ConfigMap is back", async () => (await configMap("node-a")) !== undefined, 5000);
-      assert.deepEqual((await configMap("node-a"))!.data, before);
+      const web = (await core.readNamespacedPod({ namespace: NS, name: "web-1" })).metadata!.uid!;
+      const before = (await byUid()).get(web)!;
+      await core.deleteNamespacedConfigMap({ namespace: REGISTRY_NAMESPACE, name: registrationObjectName(web) });
+      await until("web-1's object is back", async () => (await byUid()).has(web), 5000);
+      assert.deepEqual((await byUid()).get(web), before);
     } finally {
       await repairing.stop();
     }
   });
 
-  test("resync removes a stale replica's re-added key of a deleted pod and stray keys, and fixes stale values", async () => {
-    // What a replica whose informer lags behind does: writes keys from its old view.
-    const stale = new ConfigMapWriter({ core, log: silent, metrics: createRegistrarMetrics(new Registry()) });
+  test("resync removes a stale replica's re-added registration of a deleted pod and strays, and fixes stale documents", async () => {
+    // What a replica whose informer lags behind does: writes registrations from its old view.
+    const stale = new RegistryWriter({ core, log: silent, metrics: createRegistrarMetrics(new Registry()) });
     const web = (await core.readNamespacedPod({ namespace: NS, name: "web-1" })).metadata!.uid!;
-    stale.set("node-a", "uid-of-a-deleted-pod", '{"version":1}');
-    stale.set("node-a", web, '{"version":1,"stale":true}');
-    stale.set("node-c", "uid-of-a-pod-on-another-node", '{"version":1}');
+    stale.set("uid-of-a-deleted-pod", { node: "node-a", document: '{"version":1}' });
+    stale.set(web, { node: "node-a", document: '{"version":1,"stale":true}' });
+    stale.set("uid-of-a-pod-on-another-node", { node: "node-c", document: '{"version":1}' });
     await stale.idle();
     assert.equal(await registryIsExact(), false);
+    const repairs = async () => new Map((await metrics.getSingleMetric("meshlane_registrar_repairs_total")!.get()).values.map((v) => [v.labels.kind, v.value]));
+    const before = await repairs();
     const report = await registrar.resync();
     await registrar.idle();
-    const byNode = Object.fromEntries(report.repairs.map((r) => [r.node, [r.missing, r.stale, r.stray]]));
-    assert.deepEqual(byNode, { "node-a": [0, 1, 1], "node-c": [0, 0, 1] });
+    assert.deepEqual(report.repairs, { missing: 0, stale: 1, stray: 2 });
     assert.ok(await registryIsExact());
-    const counted = (await metrics.getSingleMetric("meshlane_registrar_repairs_total")!.get()).values;
-    assert.deepEqual(Object.fromEntries(counted.map((v) => [v.labels.kind, v.value])), { missing: 0, stale: 1, stray: 2 });
+    const counted = await repairs();
+    const delta = (kind: string) => (counted.get(kind) ?? 0) - (before.get(kind) ?? 0);
+    assert.deepEqual([delta("missing"), delta("stale"), delta("stray")], [0, 1, 2]);
   });
 
-  test("two replicas at once: creates race on new ConfigMaps, pods come and go, the registry ends exact", async () => {
+  test("two replicas at once: creates race, pods come and go, the registry ends exact", async () => {
     const other = await startRegistrar({ kubeConfig: cluster.kubeConfig, log: silent, metricsRegistry: new Registry(), resyncMs: 60_000, retryMinMs: 50 });
     try {
       const names = Array.from({ length: 30 }, (_, i) => `burst-${i}`);
@@ -156,20 +162,24 @@ describe("registrar", () => {
         await Promise.all([registrar.idle(), other.idle()]);
         return registryIsExact();
       });
-      assert.deepEqual((await keysOf("node-x")).length + (await keysOf("node-y")).length + (await keysOf("node-z")).length, 15);
+      const counts = await Promise.all(["node-x", "node-y", "node-z"].map(async (n) => (await uidsOn(n)).length));
+      assert.equal(counts.reduce((a, b) => a + b, 0), 15);
     } finally {
       await other.stop();
     }
   });
 
-  test("writers racing to create the same ConfigMap: exactly one create succeeds, both keys land", async () => {
+  test("writers racing to create the same pod's object: one create succeeds, the other patches, the document lands", async () => {
     const registries = [new Registry(), new Registry()];
-    const writers = registries.map((r) => new ConfigMapWriter({ core, log: silent, metrics: createRegistrarMetrics(r) }));
-    writers[0]!.set("node-race", "k1", "v1");
-    writers[1]!.set("node-race", "k2", "v2");
+    const writers = registries.map((r) => new RegistryWriter({ core, log: silent, metrics: createRegistrarMetrics(r) }));
+    for (const w of writers) w.set("race-uid", { node: "node-race", document: "same" });
     await Promise.all(writers.map((w) => w.idle()));
-    assert.deepEqual((await configMap("node-race"))?.data, { k1: "v1", k2: "v2" });
-    const creates = await Promise.all(registries.map(async (r) => (await r.getSingleMetric("meshlane_registrar_writes_total")!.get()).values.filter((v) => v.labels.op === "create" && v.labels.result === "ok").reduce((n, v) => n + v.value, 0)));
-    assert.equal(creates[0]! + creates[1]!, 1);
+    assert.deepEqual((await byUid()).get("race-uid"), { uid: "race-uid", node: "node-race", document: "same" } satisfies StoredRegistration);
+    const ok = async (r: Registry, op: string) =>
+      (await r.getSingleMetric("meshlane_registrar_writes_total")!.get()).values.filter((v) => v.labels.op === op && v.labels.result === "ok").reduce((n, v) => n + v.value, 0);
+    const creates = (await ok(registries[0]!, "create")) + (await ok(registries[1]!, "create"));
+    const patches = (await ok(registries[0]!, "patch")) + (await ok(registries[1]!, "patch"));
+    assert.deepEqual([creates, patches], [1, 1]);
+    for (const w of writers) await w.stop();
   });
 });

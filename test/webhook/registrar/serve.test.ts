@@ -10,12 +10,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CoreV1Api } from "@kubernetes/client-node";
-import { defaultInterception } from "../../../registry/document.js";
-import { ANNOTATION_INTERCEPTION, ANNOTATION_STATUS, nodeConfigMapName, SYSTEM_NAMESPACE } from "../../../registry/names.js";
+import { listRegistrations } from "../../../registry/configmap.js";
+import { SYSTEM_NAMESPACE } from "../../../registry/names.js";
 import { parseServeArgs, UsageError, type ServeOptions } from "../../../webhook/options.js";
 import { start } from "../../kube/apiserver/index.js";
 import { HttpsClient } from "../helpers/https.js";
 import { until } from "../../../lab/until.js";
+import { injectedPod, markedPod } from "./pods.js";
 
 const CLI = new URL("../../../webhook/cli.ts", import.meta.url).pathname;
 const serve = (args: string[]): ServeOptions => (parseServeArgs(["serve", ...args]) as { options: ServeOptions }).options;
@@ -41,19 +42,10 @@ test("serve --registrar registers a marked pod of the cluster named by --kubecon
   child.stderr.on("data", (d) => (stderr += d));
   try {
     await until("the registrar is running", () => stderr.includes("registrar running"), 20_000);
-    const pod = await core.createNamespacedPod({
-      namespace: "default",
-      body: {
-        metadata: { name: "web", annotations: { [ANNOTATION_STATUS]: "accelerated", [ANNOTATION_INTERCEPTION]: JSON.stringify(defaultInterception()) } },
-        spec: { containers: [{ name: "app", image: "app:1" }] },
-      },
-    });
+    const pod = await core.createNamespacedPod({ namespace: "default", body: markedPod(injectedPod("web", "default")) });
     await cluster.kubelet("node-a").run("default", "web");
     const uid = pod.metadata!.uid!;
-    await until("the pod's key is written", async () => {
-      const cm = await core.readNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, name: nodeConfigMapName("node-a") }).catch(() => undefined);
-      return cm?.data?.[uid] !== undefined;
-    });
+    await until("the pod is registered", async () => (await listRegistrations(core, "node-a")).some((r) => r.uid === uid));
     assert.match(stderr, new RegExp(`"msg":"registry write".*${uid}|${uid}.*"msg":"registry write"`), "a log line per write");
     const port = Number(/"port":(\d+).*listening/.exec(stderr)![1]);
     const client = new HttpsClient(port, readFileSync(join(dir, "ca.crt"), "utf8"));

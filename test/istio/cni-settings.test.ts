@@ -1,30 +1,29 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { interceptionMode, parseTrafficAnnotations } from "../../webhook/interception.js";
-import type { ContainerView } from "../../webhook/pod.js";
+import { cniSettings } from "../../mesh/istio/annotations.js";
+import type { ContainerView } from "../../mesh/pod.js";
 
 const T = "traffic.sidecar.istio.io/";
 const proxy = (over: Partial<ContainerView> = {}): ContainerView => ({
   name: "istio-proxy", args: [], restartPolicy: undefined, runAsUser: 1337, runAsGroup: 1337, env: new Map(), ...over,
 });
-const parse = (a: Record<string, string>, p = proxy(), capture: "istio-init" | "istio-validation" = "istio-init") =>
-  parseTrafficAnnotations(new Map(Object.entries(a)), p, capture);
-function ok(a: Record<string, string>, p = proxy(), capture: "istio-init" | "istio-validation" = "istio-init") {
-  const r = parse(a, p, capture);
-  if (!r.ok) assert.fail(`expected ok, got ${r.problems.join("; ")}`);
+const parse = (a: Record<string, string>, p: ContainerView | undefined = proxy()) => cniSettings(new Map(Object.entries(a)), p);
+function ok(a: Record<string, string>, p: ContainerView | undefined = proxy()) {
+  const r = parse(a, p);
+  if (!r.ok) assert.fail(`expected ok, got ${r.detail}`);
   return r.interception;
 }
 function problems(a: Record<string, string>): string[] {
   const r = parse(a);
   if (r.ok) assert.fail("expected problems");
-  return r.problems;
+  return r.detail.split("; ");
 }
 
-test("no annotations: Istio's defaults, with the proxy's own ports excluded inbound", () => {
+test("no annotations: istio-cni's defaults, with the proxy's own ports and the tunnel port excluded inbound", () => {
   assert.deepEqual(ok({}), {
     mode: "REDIRECT", proxyUid: 1337, proxyGid: 1337, outboundPort: 15001, inboundPort: 15006,
-    includeOutboundIPRanges: "*", excludeOutboundIPRanges: [], includeOutboundPorts: [], excludeOutboundPorts: [],
-    includeInboundPorts: "*", excludeInboundPorts: [15020, 15021, 15090],
+    includeOutboundIPRanges: "*", excludeOutboundIPRanges: ["::/0"], includeOutboundPorts: [], excludeOutboundPorts: [15020],
+    includeInboundPorts: "*", excludeInboundPorts: [15008, 15020, 15021, 15090],
     controlPorts: [15000, 15004, 15020, 15021, 15090], redirect: "proxy",
   });
 });
@@ -39,18 +38,20 @@ test("lists accept spaces around commas, IPv6, canonicalise and deduplicate", ()
     [`${T}excludeInboundPorts`]: "9901",
   });
   assert.deepEqual(i.includeOutboundIPRanges, ["10.0.0.0/8", "2001:db8::/32"]);
-  assert.deepEqual(i.excludeOutboundIPRanges, ["fd00::/8", "192.168.1.7/32"]);
+  assert.deepEqual(i.excludeOutboundIPRanges, ["fd00::/8", "192.168.1.7/32", "::/0"]);
+  const dual = ok({ [`${T}excludeOutboundIPRanges`]: "fd00::/8" }, proxy({ env: new Map([["ISTIO_DUAL_STACK", "true"]]) }));
+  assert.deepEqual(dual.excludeOutboundIPRanges, ["fd00::/8"]);
   assert.deepEqual(i.includeOutboundPorts, [80, 443]);
   assert.deepEqual(i.excludeOutboundPorts, [22, 9000]);
   assert.deepEqual(i.includeInboundPorts, [8080, 8443]);
-  assert.deepEqual(i.excludeInboundPorts, [9901, 15020, 15021, 15090]);
+  assert.deepEqual(i.excludeInboundPorts, [9901, 15008, 15020, 15021, 15090]);
 });
 
 test("'*' is a whole value of the include lists; empty values are empty lists", () => {
   const star = ok({ [`${T}includeOutboundIPRanges`]: " * ", [`${T}includeInboundPorts`]: "*" });
   assert.equal(star.includeOutboundIPRanges, "*");
   assert.equal(star.includeInboundPorts, "*");
-  // istio-iptables with -i "" captures no outbound address, -b "" no inbound port.
+  // istio-cni with includeOutboundIPRanges "" captures no outbound address, includeInboundPorts "" no inbound port.
   const none = ok({ [`${T}includeOutboundIPRanges`]: "", [`${T}includeInboundPorts`]: " " });
   assert.deepEqual(none.includeOutboundIPRanges, []);
   assert.deepEqual(none.includeInboundPorts, []);
@@ -93,18 +94,21 @@ test("unmodelled traffic annotations skip the pod; empty ones are harmless", () 
   assert.ok(parse({ [`${T}excludeInterfaces`]: "" }).ok);
 });
 
-test("status port: added to the inbound exclusions; 0 adds nothing; junk is a problem", () => {
-  assert.deepEqual(ok({ "status.sidecar.istio.io/port": "15999" }).excludeInboundPorts, [15020, 15021, 15090, 15999]);
-  assert.deepEqual(ok({ "status.sidecar.istio.io/port": "0" }).excludeInboundPorts, [15020, 15021, 15090]);
+test("status port: a control port of the pod; 0 or the default adds nothing; junk is a problem", () => {
+  assert.deepEqual(ok({ "status.sidecar.istio.io/port": "15999" }).controlPorts, [15000, 15004, 15020, 15021, 15090, 15999]);
+  assert.deepEqual(ok({ "status.sidecar.istio.io/port": "0" }).controlPorts, [15000, 15004, 15020, 15021, 15090]);
   assert.match(problems({ "status.sidecar.istio.io/port": "x" })[0]!, /status.sidecar.istio.io\/port: "x"/);
 });
 
 test("istio-cni excludes outbound 15020 unless excludeOutboundPorts says otherwise", () => {
-  assert.deepEqual(ok({}, proxy(), "istio-validation").excludeOutboundPorts, [15020]);
-  assert.deepEqual(ok({ [`${T}excludeOutboundPorts`]: "7" }, proxy(), "istio-validation").excludeOutboundPorts, [7]);
-  assert.deepEqual(ok({}, proxy(), "istio-init").excludeOutboundPorts, []);
+  assert.deepEqual(ok({}).excludeOutboundPorts, [15020]);
+  assert.deepEqual(ok({ [`${T}excludeOutboundPorts`]: "7" }).excludeOutboundPorts, [7]);
 });
 
+test("istio.io/reroute-virtual-interfaces is interface-based capture: not accelerated", () => {
+  const r = parse({ "istio.io/reroute-virtual-interfaces": "eth1" });
+  assert.equal(!r.ok && r.code, "unsupported-annotation");
+});
 test("proxy uid/gid come from istio-proxy's securityContext; unset or 0 means 1337", () => {
   const custom = ok({}, proxy({ runAsUser: 2000, runAsGroup: 3000 }));
   assert.equal(custom.proxyUid, 2000);
@@ -115,10 +119,3 @@ test("proxy uid/gid come from istio-proxy's securityContext; unset or 0 means 13
   assert.equal(ok({}, undefined).proxyUid, 1337);
 });
 
-test("interception mode: annotation, else the injector's env on istio-proxy, else REDIRECT", () => {
-  const env = proxy({ env: new Map([["ISTIO_META_INTERCEPTION_MODE", "TPROXY"]]) });
-  assert.deepEqual(interceptionMode(new Map([["sidecar.istio.io/interceptionMode", "REDIRECT"]]), env), { mode: "REDIRECT", source: "annotation" });
-  assert.deepEqual(interceptionMode(new Map(), env), { mode: "TPROXY", source: "proxy-env" });
-  assert.deepEqual(interceptionMode(new Map(), proxy()), { mode: "REDIRECT", source: "default" });
-  assert.deepEqual(interceptionMode(new Map([["sidecar.istio.io/interceptionMode", "redirect!"]]), env), { mode: "invalid", source: "annotation" });
-});

@@ -19,6 +19,8 @@ export interface ContainerView {
 export interface PodView {
   /** The raw `metadata.annotations` value; undefined when absent or not an object. */
   rawAnnotations: Record<string, unknown> | undefined;
+  /** The raw `metadata.labels` value; undefined when absent or not an object. */
+  rawLabels: Record<string, unknown> | undefined;
   hasMetadata: boolean;
   /** Annotations whose values are strings. */
   annotations: ReadonlyMap<string, string>;
@@ -67,6 +69,7 @@ export function readPod(object: unknown): PodView {
   const spec = isRecord(pod.spec) ? pod.spec : {};
   return {
     rawAnnotations: metadata && isRecord(metadata.annotations) ? metadata.annotations : undefined,
+    rawLabels: metadata && isRecord(metadata.labels) ? metadata.labels : undefined,
     hasMetadata: metadata !== undefined,
     annotations: stringEntries(metadata?.annotations),
     labels: stringEntries(metadata?.labels),
