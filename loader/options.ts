@@ -17,9 +17,10 @@ commands:
   attach [--cgroup PATH]       load the programs, pin them and attach them (idempotent)
          [--pin-dir DIR] [--object FILE]
   run --node NAME              keep the BPF maps equal to this node's registrations: watches
-      [--kubeconfig FILE]      ConfigMap meshlane-node-NAME in meshlane-system (credentials:
+      [--kubeconfig FILE]      the registry objects of node NAME in meshlane-system (credentials:
                                --kubeconfig, else $KUBECONFIG, else the pod's service account)
-  run --registry-file FILE     the same from a local JSON file of the same keys (standalone mode)
+  run --registry-file FILE     the same from a local JSON file of pod UID → registration
+                               (standalone mode)
       run's options: [--pin-dir DIR] [--kubepods PATH] [--listen HOST:PORT] [--resync SECONDS]
                      [--state-file FILE]
   status [--json]              what is attached where, registered pods, counters
