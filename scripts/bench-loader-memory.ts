@@ -3,10 +3,12 @@
 // registrar, and `meshlane-loader run --node` as the built JavaScript, as deployed)
 // registers pods the way a cluster does: each pod is created, gets a cgroup and then
 // an IP, and the registrar writes its registry object, which the loader sees as one
-// watch event. At each step, after the
-// loader reports every pod registered and 3 s without work, the loader's RSS, its
-// peak RSS (VmHWM) and the V8/Node breakdown from its /metrics are recorded.
-// Results go to bench/results/loader-memory.json. Bounded: about a minute on a quiet machine, 5 minutes a step at most.
+// watch event. At each step, after the loader reports every pod registered and 3 s
+// without work, the loader's RSS, its peak RSS (VmHWM) and the V8/Node breakdown
+// from its /metrics are recorded. Two runs: Node's defaults, and the NODE_OPTIONS the
+// DaemonSet sets (manifests/all-in-one.yaml); the processes of the local cluster
+// inherit it. Results go to bench/results/loader-memory.json. Bounded: about two
+// minutes on a quiet machine, 5 minutes a step at most.
 
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -16,6 +18,8 @@ import { metricValue as gauge, podIp, withNodeCluster } from "../lab/node-cluste
 import type { Mesh } from "../lab/topology/mesh.js";
 
 const STEPS = [0, 100, 1000];
+/** The DaemonSet's NODE_OPTIONS for the loader: a small young generation (see docs/loader.md, Memory). */
+const MANIFEST_NODE_OPTIONS = "--max-semi-space-size=2";
 const PER_SECOND = 50;
 const MAX_IN_FLIGHT = 25;
 const SETTLE_MS = 3000;
@@ -46,18 +50,28 @@ interface Step {
 }
 
 async function main(): Promise<void> {
-  await withNodeCluster(NODE, NAMESPACE, async (mesh, cluster) => {
-    try {
-      await measure(mesh, cluster);
-    } catch (e) {
-      // What the loader said is the first thing to read when a step fails.
-      process.stderr.write(`loader output, last lines:\n${cluster.loader?.output().split("\n").slice(-20).join("\n")}\n`);
-      throw e;
-    }
-  });
+  const runs: { nodeOptions: string; steps: Step[] }[] = [];
+  for (const nodeOptions of ["", MANIFEST_NODE_OPTIONS]) {
+    process.stdout.write(`loader with NODE_OPTIONS="${nodeOptions}"\n`);
+    process.env.NODE_OPTIONS = nodeOptions;
+    const steps = await withNodeCluster(NODE, NAMESPACE, async (mesh, cluster) => {
+      try {
+        return await measure(mesh, cluster);
+      } catch (e) {
+        // What the loader said is the first thing to read when a step fails.
+        process.stderr.write(`loader output, last lines:\n${cluster.loader?.output().split("\n").slice(-20).join("\n")}\n`);
+        throw e;
+      }
+    });
+    runs.push({ nodeOptions, steps });
+  }
+  const result = { at: new Date().toISOString(), node: process.version, kernel: readFileSync("/proc/sys/kernel/osrelease", "utf8").trim(), podsPerSecond: PER_SECOND, settleMs: SETTLE_MS, runs };
+  mkdirSync(new URL(".", OUT), { recursive: true });
+  writeFileSync(OUT, JSON.stringify(result, null, 2) + "\n");
+  process.stdout.write(`written to bench/results/loader-memory.json\n`);
 }
 
-async function measure(mesh: Mesh, cluster: LocalCluster): Promise<void> {
+async function measure(mesh: Mesh, cluster: LocalCluster): Promise<Step[]> {
   const pid = cluster.loader!.child.pid!;
   const steps: Step[] = [];
   let created = 0;
@@ -104,10 +118,7 @@ async function measure(mesh: Mesh, cluster: LocalCluster): Promise<void> {
     steps.push(step);
     process.stdout.write(`${String(target).padStart(5)} pods: RSS ${step.rssMiB} MiB (peak ${step.peakRssMiB}), heap used ${step.heapUsedMiB} of ${step.heapTotalMiB} MiB, external ${step.externalMiB} MiB, registry ${step.registryKiB} KiB\n`);
   }
-  const result = { at: new Date().toISOString(), node: process.version, kernel: readFileSync("/proc/sys/kernel/osrelease", "utf8").trim(), podsPerSecond: PER_SECOND, settleMs: SETTLE_MS, steps };
-  mkdirSync(new URL(".", OUT), { recursive: true });
-  writeFileSync(OUT, JSON.stringify(result, null, 2) + "\n");
-  process.stdout.write(`written to bench/results/loader-memory.json\n`);
+  return steps;
 }
 
 await main();
