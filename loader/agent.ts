@@ -187,6 +187,9 @@ function serve(
       res.end(`error: ${(e as Error).message}\n`);
     }
   });
+  // Scrapers keep connections alive; closing an idle one after Node's 5 s default races with
+  // a scrape that reuses it just then (seen as ECONNRESET while a long sync blocked the loop).
+  server.keepAliveTimeout = 65_000;
   return new Promise((resolve, reject) => {
     server.once("error", (e) => reject(new Error(`cannot listen on ${listen.host}:${listen.port}: ${e.message}`)));
     server.listen(listen.port, listen.host, () => resolve(server));
