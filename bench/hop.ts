@@ -73,7 +73,8 @@ export async function runHopBenchmark(node: TestNode, mesh: MeshSwitch, plan: Pl
     "tcp-stack": await node.addPod("hop-plain", { sidecar: false, iptables: false }),
   };
   const proxyUid = pods.sockmap.interception.proxyUid;
-  mesh.on([pods.sockmap]);
+  // "all": the hop measured is sidecar to app, whose app end joins the sockhash only in that mode.
+  mesh.on([{ pod: pods.sockmap, redirect: "all" }]);
   const out: HopMeasurement[] = [];
   for (const placement of Object.keys(PLACEMENTS) as Placement[]) {
     const cpus = PLACEMENTS[placement];

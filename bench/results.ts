@@ -4,13 +4,16 @@
 import type { HopMeasurement, HopSummary } from "./hop.js";
 import type { Machine } from "./machine.js";
 import type { Plan } from "./plan.js";
-import type { PathEvidence, PointSummary, TargetCheck } from "./summary.js";
+import type { SwitchMeasurement } from "./switch.js";
+import type { PathEvidence, PointSummary, ProgramCost, TargetCheck } from "./summary.js";
 import type { Measurement } from "./topology.js";
 
 export interface RunConditions {
   plan: Plan;
-  /** The CPU every process of a data-path measurement was pinned to. */
+  /** The CPU every process of a one-cpu measurement was pinned to… */
   benchCpu: string;
+  /** …and where the client and server pods ran in each placement. */
+  placements: Record<string, { client: string; server: string }>;
   /** …at this nice level. */
   benchNice: string;
   bodyBytes: number;
@@ -20,6 +23,12 @@ export interface RunConditions {
   maxAttempts: number;
   /** 1-minute load average when the run started and ended: other work on the machine shows here. */
   loadAverage: { start: number; end: number };
+  /** kernel.bpf_stats_enabled during the run (set to 1 for it, restored after). */
+  bpfStats: boolean;
+  /** The BPF object attached, when not the build's own (bench --object). */
+  object: string | null;
+  /** What the data path of this build does with interception.redirect (from the counters: does "none" pair sockets?). */
+  redirectModesHonoured: boolean;
   durationSec: number;
 }
 
@@ -28,6 +37,8 @@ export interface BenchResults {
   machine: Machine;
   conditions: RunConditions;
   summary: PointSummary[];
+  costs: ProgramCost[];
+  switches: SwitchMeasurement[];
   targets: TargetCheck[];
   evidence: PathEvidence[];
   hop: HopSummary[];

@@ -29,7 +29,6 @@
 #define SOL_IPV6 41
 #define SO_ORIGINAL_DST 80      /* linux/netfilter_ipv4.h */
 #define IP6T_SO_ORIGINAL_DST 80 /* linux/netfilter_ipv6/ip6_tables.h */
-#define TCP_ESTABLISHED 1
 #define TCPHDR_SYN 0x02
 #define ENOENT 2
 /* Left to iptables always: with DNS capture on, Istio's rules send port 53 to the

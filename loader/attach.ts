@@ -66,11 +66,20 @@ export interface AttachResult {
  */
 export function attach(opts: AttachOptions): AttachResult {
   ensureBpffs(dirname(opts.pinDir));
+  const freshPinDir = !existsSync(opts.pinDir);
   mkdirSync(mapsDir(opts.pinDir), { recursive: true });
   mkdirSync(linksDir(opts.pinDir), { recursive: true });
-  const targetId = cgroupId(opts.cgroup);
-  const sockhashExisted = existsSync(mapPinPath(opts.pinDir, "mesh_socks"));
-  const loaded = loadObject(opts.pinDir, opts.objectPath);
+  let targetId: bigint, sockhashExisted: boolean, loaded: ReturnType<typeof loadObject>;
+  try {
+    targetId = cgroupId(opts.cgroup);
+    sockhashExisted = existsSync(mapPinPath(opts.pinDir, "mesh_socks"));
+    loaded = loadObject(opts.pinDir, opts.objectPath);
+  } catch (e) {
+    // A kernel that rejects the object (or a wrong --cgroup) leaves the node as it was:
+    // no pin directories made by this call. libbpf unpins what it pinned on a failed load.
+    if (freshPinDir) rmSync(opts.pinDir, { recursive: true, force: true });
+    throw e;
+  }
   try {
     // Configuration first: the programs read it from their first run on, and a
     // re-attach clears a drain left by an interrupted detach.

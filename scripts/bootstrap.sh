@@ -20,6 +20,15 @@ declare -A WANT=(
   [nginx-light]=/usr/sbin/nginx
   [util-linux]=/usr/bin/setpriv
   [procps]=/usr/bin/pgrep
+  # Debian kernels under qemu (lab/qemu, npm run test:kernels and test/kernels/).
+  [qemu-system-x86]=/usr/bin/qemu-system-x86_64
+  [busybox-static]=/bin/busybox
+  [cpio]=/bin/cpio
+  [kmod]=/sbin/depmod
+  [xz-utils]=/usr/bin/xz
+  [debian-archive-keyring]=/usr/share/keyrings/debian-archive-keyring.gpg
+  # io_uring receive in the socket-API matrix (lab/apps).
+  [liburing-dev]=/usr/include/liburing.h
 )
 arch_triplet="$(gcc -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)"
 missing=()

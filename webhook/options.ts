@@ -36,9 +36,9 @@ Serving:
   --audit-log DEST        "stdout" (default) or a file path for the audit lines
 
 Registrar (same process):
-  --registrar             keep ConfigMap meshlane-node-<node> in meshlane-system
-                          holding one key per accelerated pod with an IP on that node
-  --registrar-resync DUR  how often every node ConfigMap is compared with the pods
+  --registrar             keep one registry ConfigMap in meshlane-system per
+                          accelerated pod with an IP on a node (docs/registry.md)
+  --registrar-resync DUR  how often every registry object is compared with the pods
                           and repaired (default 1m)
 
 Kubernetes credentials (for --registrar, --cert-secret, --webhook-config):

@@ -90,8 +90,10 @@ export function inject(inputs: readonly Obj[], variant: Variant = "classic"): Ob
     writeFileSync(input, text);
     const out = execFileSync(
       istioBinary("istioctl"),
-      ["kube-inject", "-f", input, "--injectConfigFile", files.config, "--valuesFile", files.values, "--meshConfigFile", files.mesh],
-      { encoding: "utf8", maxBuffer: 256 << 20, stdio: ["ignore", "pipe", "pipe"] },
+      // --revision: without it istioctl asks a cluster for the default revision and, with
+      // none reachable, waits for ever; the injector files already say everything.
+      ["kube-inject", "--revision", "default", "-f", input, "--injectConfigFile", files.config, "--valuesFile", files.values, "--meshConfigFile", files.mesh],
+      { encoding: "utf8", maxBuffer: 256 << 20, stdio: ["ignore", "pipe", "pipe"], timeout: 120_000 },
     );
     const outputs = docs(out);
     if (outputs.length !== inputs.length) throw new Error(`istioctl kube-inject returned ${outputs.length} objects for ${inputs.length} inputs`);

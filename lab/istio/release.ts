@@ -4,8 +4,8 @@
 
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { homedir } from "node:os";
 import { join } from "node:path";
+import { meshlaneCache } from "../cache.js";
 
 const VERSION_FILE = new URL("../../scripts/lib/istio-version.sh", import.meta.url);
 
@@ -19,10 +19,6 @@ function pinned(name: string): string {
 export const ISTIO_MODULE_VERSION = pinned("ISTIO_MODULE_VERSION");
 export const ISTIO_PIN_NAME = pinned("ISTIO_PIN_NAME");
 
-/** scripts/lib/go-build.sh's meshlane_cache(). */
-export function meshlaneCache(): string {
-  return process.env.MESHLANE_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "meshlane");
-}
 
 export function istioCacheDir(): string {
   return join(meshlaneCache(), `istio-${ISTIO_PIN_NAME}`);

@@ -14,7 +14,19 @@ export interface SidecarPorts {
 export interface SidecarOptions {
   /** TCP Fast Open on both listeners and towards the servers (needs net.ipv4.tcp_fastopen=3 in the pod). */
   tfo?: boolean;
+  /**
+   * HTTP mode: parse every request and response and keep upstream connections open
+   * for reuse by later requests (to the same original destination), as Envoy's HTTP
+   * connection manager and connection pool do; the benchmark's Envoy-like sidecar.
+   */
+  http?: boolean;
 }
+
+const HTTP_DEFAULTS = `
+  mode http
+  option http-keep-alive
+  http-reuse always
+  timeout http-keep-alive 120s`;
 
 /** Log line: "<frontend> <client ip:port> -> <server ip:port> <bytes to client>". */
 export const SIDECAR_LOG = /^(outbound|inbound) (\S+) -> (\S+) (\d+)$/;
@@ -25,8 +37,7 @@ export function haproxyConfig(ports: SidecarPorts, opts: SidecarOptions = {}): s
   maxconn 4096
   log stdout format raw local0
 
-defaults
-  mode tcp
+defaults${opts.http ? HTTP_DEFAULTS : "\n  mode tcp"}
   log global
   log-format "%ft %ci:%cp -> %si:%sp %B"
   timeout connect 5s

@@ -18,6 +18,7 @@ import { haproxyConfig, SIDECAR_LOG, type SidecarOptions } from "./haproxy.js";
 import { programCapture } from "../istio/capture.js";
 import type { Spec as SendSpec, Transfer as TransferResult } from "./peer.js";
 import { run } from "./run.js";
+import { LAB_SLOWDOWN } from "../until.js";
 import ts from "typescript";
 
 /** The checkout's root, from the sources (tsx) and from dist/ (the built demo) alike. */
@@ -208,7 +209,7 @@ export class TestNode {
    * rules (unless iptables is false) and, unless sidecar is false, HAProxy. `uid`
    * names the cgroup (default: a random one); pass the UID an API server gave the pod.
    */
-  async addPod(name: string, opts: { uid?: string; interception?: Partial<Interception>; sidecar?: boolean; sidecarCpus?: string; iptables?: boolean; underKubepods?: boolean } = {}): Promise<TestPod> {
+  async addPod(name: string, opts: { uid?: string; interception?: Partial<Interception>; sidecar?: boolean; sidecarCpus?: string; sidecarOptions?: SidecarOptions; iptables?: boolean; underKubepods?: boolean } = {}): Promise<TestPod> {
     const uid = opts.uid ?? randomUUID();
     const n = this.nextHost++;
     const ip = `${SUBNET}.${n}`;
@@ -227,7 +228,7 @@ export class TestNode {
     await run("ip", ["-n", netns, "link", "set", "eth0", "up"]);
     // Istio's own istio-iptables, with the arguments Istio's injector writes for these settings.
     if (opts.iptables !== false) await programCapture(netns, pod.interception);
-    if (opts.sidecar !== false) await pod.startSidecar(opts.sidecarCpus);
+    if (opts.sidecar !== false) await pod.startSidecar(opts.sidecarCpus, opts.sidecarOptions);
     return pod;
   }
 
@@ -340,7 +341,7 @@ function onLines(child: ChildProcess, each: (line: string) => void): void {
   });
 }
 
-export function waitForLine(child: ChildProcess, re: RegExp, what: string, timeoutMs = 15_000): Promise<void> {
+export function waitForLine(child: ChildProcess, re: RegExp, what: string, timeoutMs = 15_000 * LAB_SLOWDOWN): Promise<void> {
   return new Promise((resolve, reject) => {
     let buf = "", err = "";
     const t = setTimeout(() => reject(new Error(`${what}: no line matching ${re} within ${timeoutMs} ms; stderr: ${err}`)), timeoutMs);

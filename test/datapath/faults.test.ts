@@ -40,7 +40,8 @@ describe("faults", () => {
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     try {
-      await waitForLine(loader, /"msg":"loader running"/, "meshlane-loader run");
+      // tsx compiles the loader at start: on a busy 2-core machine that alone takes over 10 s.
+      await waitForLine(loader, /"msg":"loader running"/, "meshlane-loader run", 60_000);
       const before = mesh.counters();
       const transfers = a.send(b.ip, 80, LONG);
       await until("all transfers are connected", () => mesh.counters().CNT_CONNECT_OUTBOUND - before.CNT_CONNECT_OUTBOUND === BigInt(LONG.sizes.length));

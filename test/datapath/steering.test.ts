@@ -5,6 +5,8 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Mesh } from "../../lab/topology/mesh.js";
 import type { TestPod } from "../../lab/topology/node.js";
+import * as bpf from "../../loader/libbpf.js";
+import { MAPS } from "../../loader/maps/codecs.js";
 
 const SIZES = { sizes: [1, 1000, 100_000, 1 << 20], concurrency: 2 };
 const total = SIZES.sizes.length;
@@ -115,6 +117,55 @@ describe("steering", () => {
     assert.equal(after.CNT_CONNECT_OUTBOUND, before.CNT_CONNECT_OUTBOUND);
     assert.equal(after.CNT_CONNECT_INBOUND, before.CNT_CONNECT_INBOUND);
     assert.equal(b.sidecarLog.filter((l) => l.client.startsWith(`${host.ip}:`)).length, total, "b's iptables sent the host's connections to b's sidecar");
+  });
+
+  test("redirect modes: proxy pairs only the sidecars, all every hop, none nothing; the app's bytes arrive alike", async () => {
+    // a's mode / b's mode: pairs are made hop by hop, where both ends' pods allow it.
+    const expected = {
+      "proxy/proxy": { paired: 2, hops: 1 },
+      "all/all": { paired: 6, hops: 3 },
+      "none/none": { paired: 0, hops: 0 },
+      "all/proxy": { paired: 4, hops: 2 }, // a's app hop and the sidecars' hop
+      "proxy/none": { paired: 0, hops: 0 }, // b's inbound listener may not join
+    } as const;
+    const payload = BigInt(SIZES.sizes.reduce((x, y) => x + y, 0));
+    try {
+      for (const mode of Object.keys(expected) as (keyof typeof expected)[]) {
+        const [ma, mb] = mode.split("/") as ("proxy" | "all" | "none")[];
+        a.interception.redirect = ma!;
+        b.interception.redirect = mb!;
+        mesh.register([a, b]);
+        const before = mesh.counters();
+        const res = await a.send(b.ip, 80, SIZES);
+        assert.deepEqual(res.filter((r) => !r.ok), [], mode);
+        const after = mesh.counters();
+        assert.equal(after.CNT_CONNECT_OUTBOUND - before.CNT_CONNECT_OUTBOUND, BigInt(total), `${mode}: every connection steered`);
+        assert.equal(after.CNT_SOCKETS_PAIRED - before.CNT_SOCKETS_PAIRED, BigInt(expected[mode].paired * total), `${mode}: sockets paired`);
+        assert.equal(after.CNT_BYTES_REDIRECTED - before.CNT_BYTES_REDIRECTED, BigInt(2 * expected[mode].hops) * payload, `${mode}: bytes redirected`);
+      }
+    } finally {
+      for (const p of [a, b]) p.interception.redirect = "proxy";
+      mesh.register([a, b]);
+    }
+  });
+
+  test("redirect mode proxy: while transfers run, the sockhash holds the sidecars' sockets and no application socket", async () => {
+    mesh.register([a, b]);
+    const inbound = b.interception.inboundPort;
+    let done = false;
+    const transfers = a.send(b.ip, 80, { sizes: [1 << 20, 1 << 20], concurrency: 2, holdMs: 200 }).finally(() => (done = true));
+    const seen = new Map<string, { src_port: number; dst_port: number }>();
+    while (!done) {
+      for (const k of bpf.mapKeys(mesh.fds().mesh_socks, MAPS.mesh_socks.key.size)) {
+        const key = MAPS.mesh_socks.key.decode(k);
+        seen.set(`${key.src_port}>${key.dst_port}`, key);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.deepEqual((await transfers).filter((r) => !r.ok), []);
+    assert.equal(seen.size, 4, "both ends of both sidecar-to-sidecar connections");
+    // a's sidecar's socket connects to b's inbound listener; b's accepted one is on it: nothing else.
+    for (const k of seen.values()) assert.ok(k.src_port === inbound || k.dst_port === inbound, `${k.src_port} -> ${k.dst_port}`);
   });
 
   test("deregistering a pod sends its traffic back to iptables", async () => {

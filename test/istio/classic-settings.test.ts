@@ -7,6 +7,7 @@ import { detectInjection } from "../../mesh/istio/detect.js";
 import { readIptablesConfig } from "../../mesh/istio/iptables-args.js";
 import { readPod } from "../../mesh/pod.js";
 import type { SettingsResult } from "../../mesh/mesh.js";
+import { validateInterception } from "../../registry/document.js";
 
 /** What the pinned template writes for a pod with default values. */
 const TEMPLATE_ARGS = ["istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT", "-i", "*", "-x", "", "-b", "*", "-d", "15090,15021,15020", "--log_output_level=default:info"];
@@ -27,6 +28,7 @@ function settings(initArgs: string[] | undefined, annotations: Record<string, st
 function ok(initArgs: string[], annotations: Record<string, string> = {}, over = {}) {
   const r = settings(initArgs, annotations, over);
   if (!r.ok) assert.fail(`expected settings, got ${r.code}: ${r.detail}`);
+  assert.deepEqual(validateInterception(r.interception), r.interception, "the registry's validator returns it unchanged");
   return r.interception;
 }
 

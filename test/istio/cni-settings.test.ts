@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { cniSettings } from "../../mesh/istio/annotations.js";
 import type { ContainerView } from "../../mesh/pod.js";
+import { validateInterception } from "../../registry/document.js";
 
 const T = "traffic.sidecar.istio.io/";
 const proxy = (over: Partial<ContainerView> = {}): ContainerView => ({
@@ -11,6 +12,7 @@ const parse = (a: Record<string, string>, p: ContainerView | undefined = proxy()
 function ok(a: Record<string, string>, p: ContainerView | undefined = proxy()) {
   const r = parse(a, p);
   if (!r.ok) assert.fail(`expected ok, got ${r.detail}`);
+  assert.deepEqual(validateInterception(r.interception), r.interception, "the registry's validator returns it unchanged");
   return r.interception;
 }
 function problems(a: Record<string, string>): string[] {

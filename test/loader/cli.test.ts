@@ -84,6 +84,7 @@ describe("meshlane-loader CLI", () => {
     const both = cli("run", "--node", "n1", "--registry-file", "/tmp/r.json");
     assert.equal(both.code, 2);
     // Control ports are per pod now (the registration's controlPorts): the node-wide flag is gone.
+    // (An unknown option, whatever exit code the CLI gives those.)
     const ports = cli("attach", "--cgroup", mesh.node.kubepods, "--pin-dir", mesh.pinDir, "--control-ports", "15000");
     assert.equal(ports.code, 2);
     assert.match(ports.err, /attach: Unknown option '--control-ports'/);

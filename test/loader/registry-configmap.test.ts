@@ -1,20 +1,56 @@
-// Kubernetes mode's registry source against an API server: it sees its own node's
-// registry objects only (label selector), follows them through watch breaks, and
-// refuses to answer before it has listed once.
+// Kubernetes mode's registry source against the real kube-apiserver, with the
+// loader's own ServiceAccount token and the manifest's RBAC: it sees its own node's
+// registry objects only (label selector), follows them through broken connections,
+// and refuses to answer before it has listed once.
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { CoreV1Api, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { pino } from "pino";
 import type { RegistrySource } from "../../loader/agent.js";
 import { configMapRegistrySource } from "../../loader/registry-configmap.js";
 import { endpointOfKubeconfigs } from "../../loader/kube-api.js";
 import { registrationObject, registrationObjectName, REGISTRY_NAMESPACE } from "../../registry/configmap.js";
-import { start, type StandIn } from "../kube/apiserver/index.js";
+import { ControlPlane } from "../../lab/controlplane/index.js";
 import { until } from "../../lab/until.js";
 
+const MANIFEST = new URL("../../manifests/all-in-one.yaml", import.meta.url).pathname;
+
+/** A TCP relay to the API server whose connections the test can cut, as a network or server restart would. */
+async function cuttableRelay(target: URL): Promise<{ port: number; cut(): void; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = createConnection(Number(target.port), target.hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+      s.on("error", () => s.destroy());
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    cut: () => sockets.forEach((s) => s.destroy()),
+    close: () => new Promise((resolve) => { sockets.forEach((s) => s.destroy()); server.close(() => resolve()); }),
+  };
+}
+
+/** The same identity, reaching the API server through the relay. */
+function through(kubeConfig: KubeConfig, port: number): KubeConfig {
+  const copy = new KubeConfig();
+  copy.loadFromString(kubeConfig.exportConfig());
+  const cluster = copy.getCurrentCluster()!;
+  const url = new URL(cluster.server);
+  url.port = String(port);
+  copy.clusters = copy.clusters.map((c) => (c.name === cluster.name ? { ...c, server: url.origin } : c));
+  return copy;
+}
+
 describe("registry objects as the loader's source", () => {
-  let cluster: StandIn;
+  let cp: ControlPlane;
+  let relay: Awaited<ReturnType<typeof cuttableRelay>>;
   let core: CoreV1Api;
   let source: RegistrySource;
   let changes = 0;
@@ -23,14 +59,17 @@ describe("registry objects as the loader's source", () => {
     core.patchNamespacedConfigMap({ namespace: REGISTRY_NAMESPACE, name: registrationObjectName(uid), body: { data: { registration: document } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
 
   before(async () => {
-    cluster = await start();
-    core = cluster.kubeConfig.makeApiClient(CoreV1Api);
-    await core.createNamespace({ body: { metadata: { name: REGISTRY_NAMESPACE } } });
-    source = configMapRegistrySource(endpointOfKubeconfigs([{ text: cluster.kubeConfig.exportConfig(), dir: "/" }]), "node-a", pino({ level: "silent" }));
+    cp = await ControlPlane.start();
+    core = cp.admin.kubeConfig.makeApiClient(CoreV1Api);
+    await cp.kubectl(["apply", "--server-side", "-f", MANIFEST]);
+    const loader = await cp.serviceAccount(REGISTRY_NAMESPACE, "meshlane-loader");
+    relay = await cuttableRelay(new URL(cp.server));
+    source = configMapRegistrySource(endpointOfKubeconfigs([{ text: through(loader.kubeConfig, relay.port).exportConfig(), dir: "/" }]), "node-a", pino({ level: "silent" }));
   });
   after(async () => {
     await source?.stop();
-    await cluster?.stop();
+    await relay?.close();
+    await cp?.stop();
   });
 
   test("read() fails until the first list, then no objects is an empty registry", async () => {
@@ -52,8 +91,8 @@ describe("registry objects as the loader's source", () => {
     assert.equal(changes, seen + 1, "one change: node-b's object is not watched");
   });
 
-  test("keeps following after the API server ends every watch; a deleted object leaves the registry", async () => {
-    cluster.closeWatches();
+  test("keeps following after its connections to the API server are cut; a deleted object leaves the registry", async () => {
+    relay.cut();
     await create("node-a", "uid-later", '{"version":2}');
     await until("an object created after the watch broke is seen", async () => "uid-later" in (await source.read()));
     await core.deleteNamespacedConfigMap({ namespace: REGISTRY_NAMESPACE, name: registrationObjectName("uid-a") });

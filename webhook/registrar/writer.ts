@@ -7,7 +7,8 @@
 // One pending change per pod, a newer change replacing an older one; at most
 // `concurrency` requests in flight, and never two for the same pod, so a pod's
 // changes land in the order they were decided. A failed write is retried with
-// backoff; a change decided meanwhile wins over the failed one.
+// backoff, unless a newer change for the pod was decided meanwhile (queued or
+// already written): a retried create must never bring back a pod deleted since.
 
 import { CoreV1Api, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { performance } from "node:perf_hooks";
@@ -32,8 +33,14 @@ export interface WriterOptions {
 /** How a change reached the API server, for the log line. */
 type WriteOutcome = "created" | "patched" | "created-after-404" | "patched-after-409" | "deleted" | "already-gone";
 
+/** A change with the order it was decided in. */
+type Queued = Change & { seq: number };
+
 export class RegistryWriter {
-  private readonly pending: Changes = new Map();
+  private readonly pending = new Map<string, Queued>();
+  /** pod UID → seq of its newest change not yet written. */
+  private readonly newest = new Map<string, number>();
+  private seq = 0;
   private readonly inFlight = new Set<string>();
   private readonly retries = new Set<NodeJS.Timeout>();
   /** Pods whose object this writer has seen exist: patched first, not created first. */
@@ -51,7 +58,11 @@ export class RegistryWriter {
 
   setAll(changes: Changes): void {
     if (this.stopped) return;
-    for (const [uid, change] of changes) this.pending.set(uid, change);
+    for (const [uid, change] of changes) {
+      const seq = ++this.seq;
+      this.pending.set(uid, { ...change, seq });
+      this.newest.set(uid, seq);
+    }
     this.pump();
   }
 
@@ -67,6 +78,7 @@ export class RegistryWriter {
     for (const t of this.retries) clearTimeout(t);
     this.retries.clear();
     this.pending.clear();
+    this.newest.clear();
     this.pump();
     await this.idle();
   }
@@ -97,12 +109,13 @@ export class RegistryWriter {
     }
   }
 
-  private async write(uid: string, change: Change): Promise<void> {
+  private async write(uid: string, change: Queued): Promise<void> {
     const started = performance.now();
     try {
       const outcome = change.document === null ? await this.remove(uid) : await this.put(uid, change.node, change.document);
       const seconds = (performance.now() - started) / 1000;
       this.failuresInARow = 0;
+      if (this.newest.get(uid) === change.seq) this.newest.delete(uid);
       this.opts.metrics.writeDuration.observe(seconds);
       this.opts.metrics.keys.inc({ change: change.document === null ? "remove" : "set" });
       this.opts.log.info({ node: change.node, uid, object: `${REGISTRY_NAMESPACE}/${registrationObjectName(uid)}`, outcome, ms: Math.round(seconds * 10_000) / 10 }, "registry write");
@@ -113,7 +126,7 @@ export class RegistryWriter {
       this.opts.log.warn({ node: change.node, uid, err: (e as Error).message, retryInMs }, "registry write failed; will retry");
       const timer = setTimeout(() => {
         this.retries.delete(timer);
-        if (!this.pending.has(uid)) this.pending.set(uid, change);
+        if (this.newest.get(uid) === change.seq && !this.pending.has(uid)) this.pending.set(uid, change);
         this.pump();
       }, retryInMs);
       this.retries.add(timer);

@@ -9,7 +9,7 @@ import { defaultInterception, parseRegistration } from "../../../registry/docume
 import { ANNOTATION_INTERCEPTION, ANNOTATION_STATUS, POD_MARK_LABEL } from "../../../registry/names.js";
 import { desiredFor, type Registered } from "../../../webhook/registrar/desired.js";
 import { planRepairs } from "../../../webhook/registrar/repair.js";
-import { injectedPod, markedPod } from "./pods.js";
+import { injectedPod, markedPod } from "../../../lab/marked-pod.js";
 
 /** A marked pod running on a node with IPs, then changed by `edit`. */
 function pod(name: string, over: { node?: string; ips?: string[]; phase?: string } = {}, edit: (p: V1Pod) => void = () => undefined): V1Pod {

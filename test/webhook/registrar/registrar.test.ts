@@ -1,4 +1,5 @@
-// The registrar against an API server: registrations follow pods through their lives,
+// The registrar against the real kube-apiserver, with the webhook's own ServiceAccount
+// token and the manifest's RBAC: registrations follow pods through their lives,
 // only labelled pods are watched, markings the webhook's decision does not agree with
 // are refused, resync repairs what others broke, and two replicas at once agree.
 
@@ -14,16 +15,27 @@ import { desiredFor } from "../../../webhook/registrar/desired.js";
 import { createRegistrarMetrics } from "../../../webhook/registrar/metrics.js";
 import { startRegistrar, type Registrar } from "../../../webhook/registrar/registrar.js";
 import { RegistryWriter } from "../../../webhook/registrar/writer.js";
-import { start, type StandIn } from "../../kube/apiserver/index.js";
+import { ControlPlane, Kubelet } from "../../../lab/controlplane/index.js";
 import { until } from "../../../lab/until.js";
-import { injectedPod, markedPod } from "./pods.js";
+import { injectedPod, markedPod } from "../../../lab/marked-pod.js";
 
 const NS = "shop";
 const silent = pino({ level: "silent" });
+const MANIFEST = new URL("../../../manifests/all-in-one.yaml", import.meta.url).pathname;
+let nextIp = 0;
+const ip = () => `10.0.${Math.floor(++nextIp / 250)}.${(nextIp % 250) + 1}`;
 
 describe("registrar", () => {
-  let cluster: StandIn;
+  let cp: ControlPlane;
+  let kubeConfig: ControlPlane["admin"]["kubeConfig"];
   let core: CoreV1Api;
+  const kubelets = new Map<string, Kubelet>();
+  const kubelet = (node: string) => {
+    if (!kubelets.has(node)) kubelets.set(node, new Kubelet(node, { node: cp.node(node), scheduler: cp.admin }));
+    return kubelets.get(node)!;
+  };
+  const run = (node: string, name: string, ips = [ip()]) => kubelet(node).run(NS, name, ips);
+  const deletePod = (name: string) => core.deleteNamespacedPod({ namespace: NS, name, gracePeriodSeconds: 0 });
   let registrar: Registrar;
   let metrics: Registry;
 
@@ -47,17 +59,18 @@ describe("registrar", () => {
   }
 
   before(async () => {
-    cluster = await start();
-    core = cluster.kubeConfig.makeApiClient(CoreV1Api);
-    await core.createNamespace({ body: { metadata: { name: SYSTEM_NAMESPACE } } });
-    await core.createNamespace({ body: { metadata: { name: NS } } });
+    cp = await ControlPlane.start();
+    core = cp.admin.kubeConfig.makeApiClient(CoreV1Api);
+    await cp.kubectl(["apply", "--server-side", "-f", MANIFEST]);
+    await cp.createNamespace(NS);
+    kubeConfig = (await cp.serviceAccount(SYSTEM_NAMESPACE, "meshlane-webhook")).kubeConfig;
     metrics = new Registry();
     // Resync only when a test asks: the pod events alone must keep the registry right.
-    registrar = await startRegistrar({ kubeConfig: cluster.kubeConfig, log: silent, metricsRegistry: metrics, resyncMs: 3_600_000, retryMinMs: 50 });
+    registrar = await startRegistrar({ kubeConfig, log: silent, metricsRegistry: metrics, resyncMs: 3_600_000, retryMinMs: 50 });
   });
   after(async () => {
     await registrar?.stop();
-    await cluster?.stop();
+    await cp?.stop();
   });
 
   test("a marked pod is registered once it runs on a node, as a document the loader accepts; unmarked pods never are", async () => {
@@ -66,8 +79,8 @@ describe("registrar", () => {
     await registrar.idle();
     assert.deepEqual(await uidsOn("node-a"), [], "no IP, no node: nothing registered yet");
 
-    const running = await cluster.kubelet("node-a").run(NS, "web-1", ["10.0.0.11", "fd00::11"]);
-    await cluster.kubelet("node-a").run(NS, "plain-1");
+    const running = await run("node-a", "web-1", ["10.0.0.11", "fd00::11"]);
+    await run("node-a", "plain-1");
     const uid = running.metadata!.uid!;
     await until("web-1 is registered on node-a", async () => (await uidsOn("node-a")).includes(uid));
     await registrar.idle();
@@ -79,19 +92,19 @@ describe("registrar", () => {
 
   test("finished and deleted pods lose their registration; a pod recreated on another node is registered there", async () => {
     const done = await createPod("job-1");
-    await cluster.kubelet("node-a").run(NS, "job-1");
+    await run("node-a", "job-1");
     await until("job-1 registered", async () => (await uidsOn("node-a")).includes(done.metadata!.uid!));
-    await cluster.kubelet("node-a").finish(NS, "job-1", "Succeeded");
+    await kubelet("node-a").finish(NS, "job-1", "Succeeded");
     await until("job-1 removed when it finished", async () => !(await uidsOn("node-a")).includes(done.metadata!.uid!));
 
     const first = await createPod("db-0");
-    await cluster.kubelet("node-a").run(NS, "db-0");
+    await run("node-a", "db-0");
     await until("db-0 registered on node-a", async () => (await uidsOn("node-a")).includes(first.metadata!.uid!));
-    await core.deleteNamespacedPod({ namespace: NS, name: "db-0" });
+    await deletePod("db-0");
     await until("db-0 removed when deleted", async () => !(await uidsOn("node-a")).includes(first.metadata!.uid!));
 
     const second = await createPod("db-0");
-    await cluster.kubelet("node-b").run(NS, "db-0");
+    await run("node-b", "db-0");
     await until("db-0 registered on node-b", async () => (await uidsOn("node-b")).includes(second.metadata!.uid!));
     assert.ok(!(await uidsOn("node-a")).includes(second.metadata!.uid!));
     assert.ok(await registryIsExact());
@@ -100,7 +113,7 @@ describe("registrar", () => {
   test("re-check: a pod whose markings were changed after admission is refused, with a metric reason; removing the label deregisters", async () => {
     const tampered = JSON.stringify({ ...defaultInterception(), excludeInboundPorts: [] });
     const bad = await createPod("tampered-1", (p) => (p.metadata!.annotations![ANNOTATION_INTERCEPTION] = tampered));
-    await cluster.kubelet("node-a").run(NS, "tampered-1");
+    await run("node-a", "tampered-1");
     const web = (await core.readNamespacedPod({ namespace: NS, name: "web-1" })).metadata!.uid!;
     await until("the refusal is counted", async () => {
       const refused = (await metrics.getSingleMetric("meshlane_registrar_refused_pods")!.get()).values;
@@ -118,7 +131,7 @@ describe("registrar", () => {
   });
 
   test("the periodic resync restores a registry object deleted by hand", async () => {
-    const repairing = await startRegistrar({ kubeConfig: cluster.kubeConfig, log: silent, metricsRegistry: new Registry(), resyncMs: 300 });
+    const repairing = await startRegistrar({ kubeConfig, log: silent, metricsRegistry: new Registry(), resyncMs: 300 });
     try {
       const web = (await core.readNamespacedPod({ namespace: NS, name: "web-1" })).metadata!.uid!;
       const before = (await byUid()).get(web)!;
@@ -151,16 +164,20 @@ describe("registrar", () => {
   });
 
   test("two replicas at once: creates race, pods come and go, the registry ends exact", async () => {
-    const other = await startRegistrar({ kubeConfig: cluster.kubeConfig, log: silent, metricsRegistry: new Registry(), resyncMs: 60_000, retryMinMs: 50 });
+    const other = await startRegistrar({ kubeConfig, log: silent, metricsRegistry: new Registry(), resyncMs: 60_000, retryMinMs: 50 });
     try {
       const names = Array.from({ length: 30 }, (_, i) => `burst-${i}`);
       await Promise.all(names.map((name) => createPod(name)));
-      await Promise.all(names.map((name, i) => cluster.kubelet(`node-${["x", "y", "z"][i % 3]}`).run(NS, name)));
-      await Promise.all(names.slice(0, 10).map((name) => core.deleteNamespacedPod({ namespace: NS, name })));
-      await Promise.all(names.slice(10, 15).map((name, i) => cluster.kubelet(`node-${["x", "y", "z"][(i + 10) % 3]}`).finish(NS, name, "Failed")));
+      await Promise.all(names.map((name, i) => run(`node-${["x", "y", "z"][i % 3]}`, name)));
+      await Promise.all(names.slice(0, 10).map((name) => deletePod(name)));
+      await Promise.all(names.slice(10, 15).map((name, i) => kubelet(`node-${["x", "y", "z"][(i + 10) % 3]}`).finish(NS, name, "Failed")));
       await until("both replicas are done and the registry is exact", async () => {
         await Promise.all([registrar.idle(), other.idle()]);
         return registryIsExact();
+      }, 30_000).catch(async (e) => {
+        const have = await byUid();
+        const pods = (await core.listNamespacedPod({ namespace: NS })).items.map((p) => `${p.metadata!.name} ${p.metadata!.uid} ${p.status?.phase} ${p.spec?.nodeName} ${have.has(p.metadata!.uid!)}`);
+        throw new Error(`${(e as Error).message}\n${pods.join("\n")}\nobjects: ${[...have.keys()].join(" ")}`);
       });
       const counts = await Promise.all(["node-x", "node-y", "node-z"].map(async (n) => (await uidsOn(n)).length));
       assert.equal(counts.reduce((a, b) => a + b, 0), 15);

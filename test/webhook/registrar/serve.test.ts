@@ -1,6 +1,6 @@
 // `meshlane-webhook serve --registrar`: the flags, and the process registering a
-// pod of the API stand-in through a kubeconfig file, with the registrar's metrics
-// on the webhook's /metrics.
+// pod of the real kube-apiserver through a kubeconfig file holding the webhook's own
+// ServiceAccount token, with the registrar's metrics on the webhook's /metrics.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -13,10 +13,10 @@ import { CoreV1Api } from "@kubernetes/client-node";
 import { listRegistrations } from "../../../registry/configmap.js";
 import { SYSTEM_NAMESPACE } from "../../../registry/names.js";
 import { parseServeArgs, UsageError, type ServeOptions } from "../../../webhook/options.js";
-import { start } from "../../kube/apiserver/index.js";
+import { ControlPlane, Kubelet } from "../../../lab/controlplane/index.js";
 import { HttpsClient } from "../helpers/https.js";
 import { until } from "../../../lab/until.js";
-import { injectedPod, markedPod } from "./pods.js";
+import { injectedPod, markedPod } from "../../../lab/marked-pod.js";
 
 const CLI = new URL("../../../webhook/cli.ts", import.meta.url).pathname;
 const serve = (args: string[]): ServeOptions => (parseServeArgs(["serve", ...args]) as { options: ServeOptions }).options;
@@ -30,20 +30,21 @@ test("registrar flags: off by default, resync 1m, --registrar-resync only with -
 });
 
 test("serve --registrar registers a marked pod of the cluster named by --kubeconfig and counts the write on /metrics", { timeout: 60_000 }, async () => {
-  const cluster = await start();
+  const cp = await ControlPlane.start();
   const dir = mkdtempSync(join(tmpdir(), "meshlane-registrar-cli-"));
+  const core = cp.admin.kubeConfig.makeApiClient(CoreV1Api);
+  await cp.kubectl(["apply", "--server-side", "-f", new URL("../../../manifests/all-in-one.yaml", import.meta.url).pathname]);
+  await cp.createNamespace("shop");
   const kubeconfig = join(dir, "kubeconfig");
-  writeFileSync(kubeconfig, cluster.kubeConfig.exportConfig());
-  const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
-  await core.createNamespace({ body: { metadata: { name: SYSTEM_NAMESPACE } } });
+  writeFileSync(kubeconfig, (await cp.serviceAccount(SYSTEM_NAMESPACE, "meshlane-webhook")).kubeConfig.exportConfig());
   const child = spawn(process.execPath, ["--import", "tsx", CLI, "serve", "--self-signed", "--cert-dir", dir, "--port", "0", "--host", "127.0.0.1",
     "--san", "localhost", "--audit-log", join(dir, "audit.log"), "--registrar", "--registrar-resync", "2s", "--kubeconfig", kubeconfig], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (d) => (stderr += d));
   try {
-    await until("the registrar is running", () => stderr.includes("registrar running"), 20_000);
-    const pod = await core.createNamespacedPod({ namespace: "default", body: markedPod(injectedPod("web", "default")) });
-    await cluster.kubelet("node-a").run("default", "web");
+    await until("the registrar is running", () => stderr.includes("registrar running"), 60_000).catch((e: Error) => assert.fail(`${e.message}: ${stderr.slice(-3000)}`));
+    const pod = await core.createNamespacedPod({ namespace: "shop", body: markedPod(injectedPod("web", "shop")) });
+    await new Kubelet("node-a", { node: cp.node("node-a"), scheduler: cp.admin }).run("shop", "web", ["10.0.0.5"]);
     const uid = pod.metadata!.uid!;
     await until("the pod is registered", async () => (await listRegistrations(core, "node-a")).some((r) => r.uid === uid));
     assert.match(stderr, new RegExp(`"msg":"registry write".*${uid}|${uid}.*"msg":"registry write"`), "a log line per write");
@@ -59,7 +60,7 @@ test("serve --registrar registers a marked pod of the cluster named by --kubecon
     assert.match(stderr, /"msg":"registrar stopped"/);
   } finally {
     child.kill("SIGKILL");
-    await cluster.stop();
+    await cp.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 });

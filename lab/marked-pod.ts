@@ -1,11 +1,11 @@
-// Pods for the registrar's tests: Istio-injected the way Istio's injector does it
+// Pods for the registrar's tests and the propagation benchmark: Istio-injected the way Istio's injector does it
 // (its status annotation, an istio-proxy container running as 1337, istio-init with
 // istio-iptables' arguments for the default capture), then marked exactly as the
 // webhook marks them, by running the webhook's own decision on them.
 
 import type { V1Pod } from "@kubernetes/client-node";
-import { ANNOTATION_INTERCEPTION, ANNOTATION_STATUS, POD_MARK_LABEL, STATUS_ACCELERATED } from "../../../registry/names.js";
-import { decide } from "../../../webhook/decision.js";
+import { ANNOTATION_INTERCEPTION, ANNOTATION_STATUS, POD_MARK_LABEL, STATUS_ACCELERATED } from "../registry/names.js";
+import { decide } from "../webhook/decision.js";
 
 const ISTIO_STATUS = '{"initContainers":["istio-init"],"containers":["istio-proxy"],"volumes":[],"imagePullSecrets":null,"revision":"default"}';
 const ISTIO_INIT_ARGS = ["istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT", "-i", "*", "-x", "", "-b", "*", "-d", "15090,15021,15020"];

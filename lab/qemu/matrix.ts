@@ -1,0 +1,107 @@
+// One row of the compatibility table: a kernel (a Debian one under qemu, or the
+// host's own), doctor's verdict and each kernel suite's pass/fail counts.
+
+import { spawn } from "node:child_process";
+import { readdirSync } from "node:fs";
+import { release } from "node:os";
+import { join } from "node:path";
+import { fetchKernel } from "./apt.js";
+import { runInGuest, type Step, type StepResult } from "./guest.js";
+import type { Kernel } from "./kernels.js";
+import { failedTests, parseDoctor, parseRunnerSummary, type DoctorVerdict, type RunnerSummary } from "./summary.js";
+
+export interface SuiteResult {
+  suite: string;
+  /** null: the runner printed no summary (it crashed or was killed); see `failures`. */
+  summary: RunnerSummary | null;
+  code: number;
+  seconds: number;
+  failures: string[];
+}
+
+export interface Row {
+  kernel: string;
+  release: string;
+  doctor: DoctorVerdict & { seconds: number; log: string };
+  suites: SuiteResult[];
+  /** Only for a kernel doctor refuses: what `attach` did there. */
+  attach?: { code: number; leftovers: string[]; log: string };
+  seconds: number;
+  /** CPU seconds of the qemu guest (absent for the host's kernel). */
+  cpuSeconds?: number;
+}
+
+/** The kernel suites: every file in test/datapath (the socket-API matrix included once it lands). */
+export function datapathSuites(repo: string): string[] {
+  return readdirSync(join(repo, "test", "datapath")).filter((f) => f.endsWith(".test.ts")).map((f) => f.replace(/\.test\.ts$/, "")).sort();
+}
+
+const DOCTOR: Step = { name: "doctor", command: "node dist/loader/cli.js doctor" };
+const ATTACH: Step = { name: "attach", command: "bash lab/qemu/attach-leaves-nothing.sh" };
+const suiteStep = (suite: string): Step => ({
+  name: `suite-${suite}`,
+  command: `node --import tsx --test --test-reporter=spec --test-timeout=1500000 test/datapath/${suite}.test.ts`,
+});
+
+function toRow(kernel: string, rel: string, results: StepResult[], seconds: number): Row {
+  const get = (name: string) => results.find((r) => r.name === name);
+  const d = get("doctor")!;
+  const row: Row = { kernel, release: rel, doctor: { ...parseDoctor(d.log, d.code), seconds: d.seconds, log: d.log }, suites: [], seconds };
+  for (const r of results.filter((x) => x.name.startsWith("suite-"))) {
+    const summary = parseRunnerSummary(r.log);
+    const failures = failedTests(r.log);
+    if (!summary) failures.push(`no test summary (exit ${r.code}): ${r.log.trim().split("\n").slice(-3).join(" / ")}`);
+    row.suites.push({ suite: r.name.slice("suite-".length), summary, code: r.code, seconds: r.seconds, failures });
+  }
+  const a = get("attach");
+  if (a) {
+    const exit = /^attach-exit (\d+)$/m.exec(a.log);
+    row.attach = { code: exit ? Number(exit[1]) : -1, leftovers: a.log.split("\n").filter((l) => l.startsWith("leftover: ")).map((l) => l.slice(10)), log: a.log };
+  }
+  return row;
+}
+
+export interface MatrixOptions {
+  repo: string;
+  suites: string[];
+  /** Whole guest run limit. */
+  timeoutMs: number;
+  log?: (line: string) => void;
+}
+
+/**
+ * A supported kernel runs doctor then the suites; a kernel doctor must refuse runs
+ * doctor and the attach-leaves-nothing check instead.
+ */
+export async function runKernel(k: Kernel, opts: MatrixOptions): Promise<Row> {
+  const unpacked = await fetchKernel(k);
+  const steps = k.expect === "too-old" ? [DOCTOR, ATTACH] : [DOCTOR, ...opts.suites.map(suiteStep)];
+  opts.log?.(`kernel ${k.id}: booting ${unpacked.release} under qemu (TCG) for ${steps.map((s) => s.name).join(", ")}`);
+  const run = await runInGuest(unpacked, steps, { repo: opts.repo, timeoutMs: opts.timeoutMs });
+  return { ...toRow(k.id, run.release, run.steps, run.seconds), cpuSeconds: run.cpuSeconds };
+}
+
+/** The host's own kernel: the same steps, run directly (no qemu). */
+export async function runHost(opts: MatrixOptions): Promise<Row> {
+  const started = Date.now();
+  const steps = [DOCTOR, ...opts.suites.map(suiteStep)];
+  const results: StepResult[] = [];
+  for (const s of steps) {
+    opts.log?.(`host kernel ${release()}: ${s.name}`);
+    const t = Date.now();
+    const { code, output } = await sh(s.command, opts.repo);
+    results.push({ name: s.name, code, log: output, seconds: (Date.now() - t) / 1000 });
+  }
+  return toRow("host", release(), results, (Date.now() - started) / 1000);
+}
+
+function sh(command: string, cwd: string): Promise<{ code: number; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("bash", ["-c", command], { cwd, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout!.on("data", (d) => (output += d));
+    child.stderr!.on("data", (d) => (output += d));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code: code ?? 1, output }));
+  });
+}

@@ -1,0 +1,52 @@
+// Reads what came back from a guest: the node test runner's closing summary and
+// doctor's verdict. Pure functions of the text.
+
+export interface RunnerSummary {
+  tests: number;
+  pass: number;
+  fail: number;
+  cancelled: number;
+  skipped: number;
+  todo: number;
+}
+
+const COUNTERS = ["tests", "pass", "fail", "cancelled", "skipped", "todo"] as const;
+
+/** The closing "ℹ pass N" lines of node's spec reporter (or "# pass N" of TAP); null if there are none. */
+export function parseRunnerSummary(log: string): RunnerSummary | null {
+  const found: Partial<RunnerSummary> = {};
+  for (const line of log.split("\n")) {
+    const m = /^(?:ℹ|#) (tests|pass|fail|cancelled|skipped|todo) (\d+)\s*$/.exec(line.trim());
+    if (m) found[m[1] as keyof RunnerSummary] = Number(m[2]);
+  }
+  if (found.tests === undefined || found.pass === undefined || found.fail === undefined) return null;
+  return Object.fromEntries(COUNTERS.map((c) => [c, found[c] ?? 0])) as unknown as RunnerSummary;
+}
+
+/** Names and first error line of each failed test in a spec-reporter log (for a reason in the table). */
+export function failedTests(log: string): string[] {
+  const lines = log.split("\n");
+  const failures: string[] = [];
+  const start = lines.findIndex((l) => l.trim() === "✖ failing tests:");
+  for (let i = start < 0 ? lines.length : start + 1; i < lines.length; i++) {
+    const m = /^✖ (.+?)(?: \([\d.]+ms\))?$/.exec(lines[i]!.trim());
+    if (!m) continue;
+    const reason = (lines[i + 1] ?? "").trim();
+    failures.push(reason && !reason.startsWith("✖") ? `${m[1]}: ${reason}` : m[1]!);
+  }
+  return failures;
+}
+
+export interface DoctorVerdict {
+  ok: boolean;
+  /** The sentences after "meshlane cannot run on this node:". */
+  reasons: string[];
+}
+
+export function parseDoctor(log: string, code: number): DoctorVerdict {
+  const lines = log.split("\n");
+  const at = lines.findIndex((l) => l.startsWith("meshlane cannot run on this node:"));
+  const reasons = at < 0 ? [] : lines.slice(at + 1).filter((l) => l.startsWith("- ")).map((l) => l.slice(2));
+  const passed = lines.some((l) => l.startsWith("all checks passed"));
+  return { ok: code === 0 && passed && reasons.length === 0, reasons };
+}

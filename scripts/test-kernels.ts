@@ -1,0 +1,72 @@
+// npm run test:kernels: the full kernel matrix. Each pinned Debian kernel boots under
+// qemu (TCG) and runs doctor and every kernel suite against the host's checkout;
+// the host's own kernel runs the same directly; the kernel older than the minimum
+// must make doctor refuse and attach leave nothing. Writes the table into
+// docs/kernels.md and exits non-zero if any kernel did not do what it must.
+//
+//   npm run test:kernels [-- --kernels 6.1,6.12,5.10,host] [--suites steering,integrity] [--jobs 2] [--no-doc]
+
+import { readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { KERNELS, kernelById } from "../lab/qemu/kernels.js";
+import { datapathSuites, runHost, runKernel, type Row } from "../lab/qemu/matrix.js";
+import { renderTable, replaceTable, rowProblems } from "../lab/qemu/table.js";
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+const { values } = parseArgs({
+  options: {
+    kernels: { type: "string", default: [...KERNELS.map((k) => k.id), "host"].join(",") },
+    suites: { type: "string" },
+    "no-doc": { type: "boolean", default: false },
+    "timeout-min": { type: "string", default: "90" },
+    jobs: { type: "string", default: "1" },
+  },
+});
+if (process.getuid?.() !== 0) {
+  console.error("test:kernels: the suites load BPF programs and create namespaces in each kernel; run as root");
+  process.exit(1);
+}
+const all = datapathSuites(REPO);
+const suites = values.suites ? values.suites.split(",") : all;
+for (const s of suites) if (!all.includes(s)) throw new Error(`--suites: no test/datapath/${s}.test.ts (have: ${all.join(", ")})`);
+const ids = values.kernels.split(",");
+const opts = { repo: REPO, suites, timeoutMs: Number(values["timeout-min"]) * 60_000, log: (l: string) => console.log(`test:kernels: ${l}`) };
+
+const results = new Map<string, Row>();
+const problems: string[] = [];
+async function one(id: string): Promise<void> {
+  const expect = id === "host" ? "supported" : kernelById(id).expect;
+  try {
+    const row = id === "host" ? await runHost(opts) : await runKernel(kernelById(id), opts);
+    results.set(id, row);
+    const p = rowProblems(row, expect);
+    problems.push(...p.map((x) => `${id}: ${x}`));
+    console.log(`test:kernels: ${id} (${row.release}) done in ${Math.round(row.seconds)} s${p.length ? `: ${p.join("; ")}` : ": as expected"}`);
+    if (!row.doctor.ok) console.log(row.doctor.log.trim());
+  } catch (e) {
+    problems.push(`${id}: ${(e as Error).message}`);
+    console.log(`test:kernels: ${id} FAILED: ${(e as Error).message}`);
+  }
+}
+// --jobs 2 boots two guests at once: each emulated CPU is one host thread, so on a
+// machine with spare cores the matrix takes about half the time.
+const queue = [...ids];
+await Promise.all(Array.from({ length: Math.max(1, Number(values.jobs)) }, async () => {
+  for (let id = queue.shift(); id !== undefined; id = queue.shift()) await one(id);
+}));
+const rows = ids.flatMap((id) => results.get(id) ?? []);
+
+const table = renderTable(rows, suites, new Date().toISOString().slice(0, 10));
+console.log(`\n${table}\n`);
+if (!values["no-doc"]) {
+  const doc = join(REPO, "docs", "kernels.md");
+  writeFileSync(doc, replaceTable(readFileSync(doc, "utf8"), table));
+  console.log(`test:kernels: table written to docs/kernels.md`);
+}
+if (problems.length) {
+  console.log(`test:kernels: ${problems.length} problem(s):\n${problems.map((p) => `- ${p}`).join("\n")}`);
+  process.exit(1);
+}
