@@ -7,11 +7,9 @@ import { createServer, type Server } from "node:http";
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
-import * as bpf from "./libbpf.js";
 import { createMetrics, type LoaderMetrics } from "./metrics.js";
 import { openPinnedMaps, type PinnedMaps } from "./pinned.js";
 import { reconcile, type SyncReport } from "./sync.js";
-import { MAP_NAMES } from "./maps/codecs.js";
 
 export interface RegistrySource {
   describe(): string;
@@ -47,8 +45,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const resyncMs = opts.resyncMs ?? 10_000;
   const pendingRetryMs = opts.pendingRetryMs ?? 1_000;
   const maps: PinnedMaps = openPinnedMaps(opts.pinDir);
-  const maxEntries = Object.fromEntries(MAP_NAMES.filter((n) => n !== "mesh_sock_state").map((n) => [n, mapMaxEntries(maps.fds[n])]));
-  const metrics: LoaderMetrics = createMetrics(maps.fds, maxEntries);
+  const metrics: LoaderMetrics = createMetrics(maps.maps);
   let report: SyncReport | null = null;
   let lastError: string | null = null;
   let lastOkAt = 0;
@@ -57,29 +54,36 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   let again = false;
   let stopped = false;
 
+  const failed = (reason: string, e: unknown): null => {
+    // Nothing was written: the maps keep what they had, and traffic stays accelerated as it was.
+    lastError = (e as Error).message;
+    metrics.recordSyncError(reason);
+    opts.log.error({ err: lastError, source: opts.source.describe(), reason }, "sync failed before writing anything; maps left as they were");
+    return null;
+  };
+
   const once = async (): Promise<SyncReport | null> => {
     const started = process.hrtime.bigint();
+    let registry: Record<string, unknown>;
     try {
-      const registry = await opts.source.read();
-      const r = reconcile(maps.fds, opts.kubepods, registry);
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      metrics.recordSync(r, seconds);
-      for (const p of r.pods.filter((p) => p.state === "invalid" || p.state === "conflict")) {
-        opts.log.warn({ uid: p.uid, state: p.state, reason: p.reason, problem: p.problem }, "registration not applied");
-      }
-      if (r.writes || r.deletes) opts.log.info({ writes: r.writes, deletes: r.deletes, pods: r.pods.length, seconds }, "maps updated");
-      report = r;
-      lastError = null;
-      lastOkAt = Date.now();
-      writeState(opts.stateFile, r);
-      return r;
+      registry = await opts.source.read();
     } catch (e) {
-      // The maps keep what they had: a registry that cannot be read is no reason to stop accelerating.
-      lastError = (e as Error).message;
-      metrics.recordSyncError("registry-unreadable");
-      opts.log.error({ err: lastError, source: opts.source.describe() }, "sync failed; maps left as they were");
-      return null;
+      return failed("registry-unreadable", e);
     }
+    let r: SyncReport;
+    try {
+      r = reconcile(maps.fds, opts.kubepods, registry);
+    } catch (e) {
+      return failed("maps-unreadable", e);
+    }
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    metrics.recordSync(r, seconds);
+    logReport(opts.log, r, seconds);
+    report = r;
+    lastError = null;
+    lastOkAt = Date.now();
+    writeState(opts.stateFile, r);
+    return r;
   };
 
   const schedule = () => {
@@ -132,9 +136,19 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   };
 }
 
-/** struct bpf_map_info: type, id, key_size, value_size, max_entries, ... */
-function mapMaxEntries(mapFd: number): number {
-  return bpf.objInfo(mapFd, 80).readUInt32LE(16);
+/** One line per pod that is not in the maps as registered, then what the reconcile wrote and did not write. */
+function logReport(log: Logger, r: SyncReport, seconds: number): void {
+  for (const p of r.pods) {
+    if (p.state === "registered" || p.state === "pending-cgroup") continue;
+    log.warn({ uid: p.uid, pod: p.name ? `${p.namespace}/${p.name}` : undefined, state: p.state, reason: p.reason, problem: p.problem }, "registration not applied");
+  }
+  const notApplied = r.pods.filter((p) => p.state === "not-applied").map((p) => p.uid);
+  const skippedEntries = r.notWritten.reduce((n, w) => n + w.entries, 0);
+  if (!r.writes && !r.deletes && !skippedEntries) return;
+  const registered = r.pods.filter((p) => p.state === "registered").length;
+  const summary = { written: r.writes, deleted: r.deletes, registered, pods: r.pods.length, notApplied, entriesNotWritten: skippedEntries, seconds };
+  if (skippedEntries) log.warn({ ...summary, notWritten: r.notWritten }, "maps updated except for the pods in notApplied, which are as they were");
+  else log.info(summary, "maps updated");
 }
 
 function writeState(path: string | undefined, report: SyncReport): void {
@@ -173,6 +187,9 @@ function serve(
       res.end(`error: ${(e as Error).message}\n`);
     }
   });
+  // Scrapers keep connections alive; closing an idle one after Node's 5 s default races with
+  // a scrape that reuses it just then (seen as ECONNRESET while a long sync blocked the loop).
+  server.keepAliveTimeout = 65_000;
   return new Promise((resolve, reject) => {
     server.once("error", (e) => reject(new Error(`cannot listen on ${listen.host}:${listen.port}: ${e.message}`)));
     server.listen(listen.port, listen.host, () => resolve(server));

@@ -7,6 +7,7 @@ import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as bpf from "./libbpf.js";
 import { MAPS, MESH_CFG_DRAINING, PROGRAMS, PROGRAM_NAMES, type ProgramName } from "./maps/codecs.js";
+import { MapHandle } from "./map-handle.js";
 import { loadObject } from "./object.js";
 import { linkPinPath, linksDir, mapPinPath, mapsDir } from "./pins.js";
 import { cgroupId } from "./cgroup.js";
@@ -39,22 +40,10 @@ export function withFd<T>(fd: number, f: (fd: number) => T): T {
   }
 }
 
-interface LinkInfo {
-  progId: number;
-  cgroupId: bigint;
-  attachType: number;
-}
-
-/** struct bpf_link_info: type, id, prog_id, then (8-aligned) the cgroup member of the union. */
-function linkInfo(linkFd: number): LinkInfo {
-  const info = bpf.objInfo(linkFd, 64);
-  return { progId: info.readUInt32LE(8), cgroupId: info.readBigUInt64LE(16), attachType: info.readUInt32LE(24) };
-}
-
 /** What a pinned link of ours is attached to, or null if there is no such pin. */
-export function pinnedLink(pinDir: string, prog: ProgramName): LinkInfo | null {
+export function pinnedLink(pinDir: string, prog: ProgramName): bpf.LinkInfo | null {
   const fd = bpf.objGet(linkPinPath(pinDir, prog));
-  return fd === null ? null : withFd(fd, linkInfo);
+  return fd === null ? null : withFd(fd, bpf.linkInfo);
 }
 
 export interface AttachOptions {
@@ -94,7 +83,7 @@ export function attach(opts: AttachOptions): AttachResult {
   try {
     // Configuration first: the programs read it from their first run on, and a
     // re-attach clears a drain left by an interrupted detach.
-    bpf.mapUpdate(loaded.mapFds.mesh_config, MAPS.mesh_config.key.encode(0), MAPS.mesh_config.value.encode({ flags: 0 }));
+    new MapHandle("mesh_config", loaded.mapFds.mesh_config).update(0, { flags: 0 });
 
     const programs = {} as AttachResult["programs"];
     withFd(openDir(opts.cgroup), (cgroupFd) => {
@@ -111,7 +100,7 @@ export function attach(opts: AttachOptions): AttachResult {
         const linkFd = bpf.objGet(pin);
         if (linkFd !== null) {
           const sameCgroup = withFd(linkFd, (fd) => {
-            if (linkInfo(fd).cgroupId === targetId) {
+            if (bpf.linkInfo(fd).cgroupId === targetId) {
               bpf.linkUpdate(fd, progFd);
               return true;
             }
@@ -165,9 +154,9 @@ export async function detach(opts: DetachOptions): Promise<DetachResult> {
   const configFd = bpf.objGet(mapPinPath(opts.pinDir, "mesh_config"));
   if (configFd !== null) {
     withFd(configFd, (fd) => {
-      const key = MAPS.mesh_config.key.encode(0);
-      const cur = MAPS.mesh_config.value.decode(bpf.mapLookup(fd, key, MAPS.mesh_config.value.size)!);
-      bpf.mapUpdate(fd, key, MAPS.mesh_config.value.encode({ ...cur, flags: cur.flags | MESH_CFG_DRAINING }));
+      const config = new MapHandle("mesh_config", fd);
+      const cur = config.lookup(0)!;
+      config.update(0, { ...cur, flags: cur.flags | MESH_CFG_DRAINING });
     });
   }
   const unpin = (path: string) => {

@@ -1,111 +1,57 @@
 #!/usr/bin/env node
-// meshlane-loader: the node agent's command line.
+// meshlane-loader: the node agent's command line. Arguments are checked by
+// loader/options.ts; a usage error prints what is wrong and the usage and exits 2,
+// any other failure prints its message and exits 1.
 
-import { parseArgs } from "node:util";
 import { pino } from "pino";
 import { attach, detach } from "./attach.js";
 import { startAgent } from "./agent.js";
 import { findCgroup2Mount, findKubepods } from "./cgroup.js";
 import { formatChecks, runDoctor } from "./doctor.js";
+import { loadKubeEndpoint } from "./kube-api.js";
+import { parseCommand, USAGE, UsageError, type Command } from "./options.js";
 import { fileRegistrySource } from "./registry-file.js";
 import { configMapRegistrySource } from "./registry-configmap.js";
-import { loadKubeConfig } from "../registry/kube-config.js";
-import { DEFAULT_PIN_DIR } from "./pins.js";
 import { formatStatus, readStatus } from "./status.js";
-
-const DEFAULT_STATE_FILE = "/run/meshlane/pods.json";
-
-const USAGE = `usage: meshlane-loader <command> [options]
-
-commands:
-  doctor                       check that this node can run meshlane's data path
-  attach [--cgroup PATH]       load the programs, pin them and attach them (idempotent)
-         [--pin-dir DIR]
-  run --node NAME              keep the BPF maps equal to this node's registrations: watches
-      [--kubeconfig FILE]      ConfigMap meshlane-node-NAME in meshlane-system (credentials:
-                               --kubeconfig, else $KUBECONFIG, else the pod's service account)
-  run --registry-file FILE     the same from a local JSON file of the same keys (standalone mode)
-      run's options: [--pin-dir DIR] [--kubepods PATH] [--listen HOST:PORT] [--resync SECONDS]
-                     [--state-file FILE]
-  status [--json]              what is attached where, registered pods, counters
-  detach [--pin-dir DIR]       take meshlane off this node (drains redirected bytes first)
-         [--drain-ms MS]
-
-defaults: --pin-dir ${DEFAULT_PIN_DIR}, --cgroup/--kubepods: the node's kubepods cgroup
-(kubepods.slice or kubepods under the cgroup2 mount), --listen 0.0.0.0:9465,
---resync 10, --state-file ${DEFAULT_STATE_FILE}, --drain-ms 2000`;
-
-class UsageError extends Error {}
 
 function kubepodsOrThrow(): string {
   const cg2 = findCgroup2Mount();
   if (!cg2) throw new Error("no cgroup2 mount found; meshlane needs cgroup v2");
   const kp = findKubepods(cg2);
-  if (!kp) throw new Error(`no kubepods cgroup under ${cg2}; pass --cgroup/--kubepods to name the pod cgroup root`);
+  if (!kp) throw new Error(`no kubepods cgroup under ${cg2}; pass --cgroup (attach) or --kubepods (run) to name the pod cgroup root`);
   return kp;
 }
 
-function parseListen(text: string): { host: string; port: number } {
-  const i = text.lastIndexOf(":");
-  const port = Number(text.slice(i + 1));
-  if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--listen wants HOST:PORT, got "${text}"`);
-  return { host: text.slice(0, i) || "0.0.0.0", port };
-}
-
-async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      cgroup: { type: "string" },
-      "pin-dir": { type: "string", default: DEFAULT_PIN_DIR },
-      object: { type: "string" },
-      "registry-file": { type: "string" },
-      node: { type: "string" },
-      kubeconfig: { type: "string" },
-      kubepods: { type: "string" },
-      listen: { type: "string", default: "0.0.0.0:9465" },
-      resync: { type: "string", default: "10" },
-      "state-file": { type: "string", default: DEFAULT_STATE_FILE },
-      json: { type: "boolean", default: false },
-      "drain-ms": { type: "string", default: "2000" },
-    },
-    strict: true,
-  });
-  const pinDir = values["pin-dir"]!;
-
-  switch (command) {
+async function execute(c: Command): Promise<number> {
+  switch (c.command) {
+    case "help":
+      process.stdout.write(USAGE + "\n");
+      return 0;
     case "doctor": {
-      const checks = runDoctor(values.object);
+      const checks = runDoctor(c.objectPath);
       process.stdout.write(formatChecks(checks) + "\n");
-      return checks.some((c) => c.required && !c.ok) ? 1 : 0;
+      return checks.some((x) => x.required && !x.ok) ? 1 : 0;
     }
     case "attach": {
       const r = attach({
-        cgroup: values.cgroup ?? kubepodsOrThrow(),
-        pinDir,
-        ...(values.object ? { objectPath: values.object } : {}),
+        cgroup: c.cgroup ?? kubepodsOrThrow(),
+        pinDir: c.pinDir,
+        ...(c.objectPath ? { objectPath: c.objectPath } : {}),
       });
-      process.stdout.write(`attached to ${r.cgroup} (pins in ${pinDir})\n`);
+      process.stdout.write(`attached to ${r.cgroup} (pins in ${c.pinDir})\n`);
       for (const [prog, what] of Object.entries(r.programs)) process.stdout.write(`  ${prog}: ${what}\n`);
       return 0;
     }
     case "run": {
-      const file = values["registry-file"];
-      const node = values.node;
-      if (!file === !node) throw new UsageError("run needs either --node NAME (Kubernetes mode) or --registry-file FILE (standalone mode)");
-      if (file && values.kubeconfig) throw new UsageError("--kubeconfig goes with --node, not --registry-file");
-      const resync = Number(values.resync);
-      if (!(resync > 0)) throw new UsageError(`--resync wants a number of seconds, got "${values.resync}"`);
       const log = pino({ name: "meshlane-loader" });
       const agent = await startAgent({
-        pinDir,
-        kubepods: values.kubepods ?? values.cgroup ?? kubepodsOrThrow(),
-        source: file ? fileRegistrySource(file) : configMapRegistrySource(loadKubeConfig(values.kubeconfig), node!, log),
+        pinDir: c.pinDir,
+        kubepods: c.kubepods ?? kubepodsOrThrow(),
+        source: "registryFile" in c.source ? fileRegistrySource(c.source.registryFile) : configMapRegistrySource(loadKubeEndpoint(c.source.kubeconfig), c.source.node, log),
         log,
-        listen: parseListen(values.listen!),
-        resyncMs: resync * 1000,
-        stateFile: values["state-file"]!,
+        listen: c.listen,
+        resyncMs: c.resyncMs,
+        stateFile: c.stateFile,
       });
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
@@ -118,33 +64,30 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case "status": {
-      const s = readStatus(pinDir, values["state-file"]);
-      process.stdout.write((values.json ? JSON.stringify(s, null, 2) : formatStatus(s)) + "\n");
+      const s = readStatus(c.pinDir, c.stateFile);
+      process.stdout.write((c.json ? JSON.stringify(s, null, 2) : formatStatus(s)) + "\n");
       return 0;
     }
     case "detach": {
-      const drainMs = Number(values["drain-ms"]);
-      if (!(drainMs >= 0)) throw new UsageError(`--drain-ms wants milliseconds, got "${values["drain-ms"]}"`);
-      const r = await detach({ pinDir, drainMs });
-      process.stdout.write(r.wasAttached ? `detached: removed ${r.removed.length} pins under ${pinDir}\n` : `nothing of meshlane is attached (no pins under ${pinDir})\n`);
+      const r = await detach({ pinDir: c.pinDir, drainMs: c.drainMs });
+      process.stdout.write(r.wasAttached ? `detached: removed ${r.removed.length} pins under ${c.pinDir}\n` : `nothing of meshlane is attached (no pins under ${c.pinDir})\n`);
       return 0;
     }
-    case undefined:
-    case "help":
-    case "--help":
-    case "-h":
-      process.stdout.write(USAGE + "\n");
-      return command === undefined ? 2 : 0;
-    default:
-      throw new UsageError(`unknown command "${command}"`);
   }
 }
 
-main(process.argv.slice(2)).then(
+let command: Command;
+try {
+  command = parseCommand(process.argv.slice(2));
+} catch (e) {
+  if (!(e instanceof UsageError)) throw e;
+  process.stderr.write(`meshlane-loader: ${e.message}\n\n${USAGE}\n`);
+  process.exit(2);
+}
+execute(command).then(
   (code) => process.exit(code),
   (e: Error) => {
     process.stderr.write(`meshlane-loader: ${e.message}\n`);
-    if (e instanceof UsageError || e.name === "TypeError") process.stderr.write(`\n${USAGE}\n`);
-    process.exit(e instanceof UsageError ? 2 : 1);
+    process.exit(1);
   },
 );

@@ -192,14 +192,42 @@ export function* mapKeys(fd: number, keySize: number): Generator<Buffer> {
     prev = next;
   }
 }
-/** Raw struct bpf_*_info of a BPF object fd; the caller decodes what it needs. */
-export function objInfo(fd: number, size: number): Buffer {
+/** Per-CPU maps: one value per possible CPU, each padded to 8 bytes (the kernel's layout for user space). */
+export function mapLookupPerCpu(fd: number, key: Buffer, valueSize: number): Buffer[] | null {
+  const stride = Math.ceil(valueSize / 8) * 8;
+  const all = mapLookup(fd, key, stride * possibleCpus());
+  return all && Array.from({ length: all.length / stride }, (_, c) => all.subarray(c * stride, c * stride + valueSize));
+}
+function objInfo(fd: number, size: number): Buffer {
   const info = Buffer.alloc(size);
   check("bpf_obj_get_info_by_fd", libbpf().objInfo(fd, info, [size]));
   return info;
 }
+export interface MapInfo {
+  type: number;
+  id: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+}
+/** struct bpf_map_info: type, id, key_size, value_size, max_entries, ... */
+export function mapInfo(mapFd: number): MapInfo {
+  const b = objInfo(mapFd, 80);
+  return { type: b.readUInt32LE(0), id: b.readUInt32LE(4), keySize: b.readUInt32LE(8), valueSize: b.readUInt32LE(12), maxEntries: b.readUInt32LE(16) };
+}
+export interface LinkInfo {
+  progId: number;
+  cgroupId: bigint;
+  attachType: number;
+}
+/** struct bpf_link_info of a cgroup link: type, id, prog_id, then (8-aligned) the union's cgroup member { cgroup_id, attach_type }. */
+export function linkInfo(linkFd: number): LinkInfo {
+  const b = objInfo(linkFd, 64);
+  return { progId: b.readUInt32LE(8), cgroupId: b.readBigUInt64LE(16), attachType: b.readUInt32LE(24) };
+}
+let cpus: number | undefined;
 export function possibleCpus(): number {
-  return check("libbpf_num_possible_cpus", libbpf().numCpus());
+  return (cpus ??= check("libbpf_num_possible_cpus", libbpf().numCpus()));
 }
 
 /** Support probes for `doctor`: 1 supported, 0 not, negative errors thrown. */

@@ -3,13 +3,16 @@
 // cost nothing between scrapes.
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import { readCounters } from "./counters.js";
-import { COUNTERS, MAPS, type MapName } from "./maps/codecs.js";
-import { countEntries } from "./pinned.js";
+import { counterLabel, readCounters } from "./counters.js";
+import type { MapHandles } from "./map-handle.js";
+import { COUNTERS, mapsWithRole } from "./maps/codecs.js";
+import { POD_REASONS, type PodState } from "./pod-steps.js";
 import type { SyncReport } from "./sync.js";
 
-/** Maps whose occupancy is exported (sk storage cannot be walked from user space; config and counters are fixed-size). */
-const COUNTED_MAPS: MapName[] = ["mesh_pods", "mesh_pod_ips", "mesh_ports", "mesh_cidrs", "mesh_pending", "mesh_socks"];
+/** Maps whose occupancy is exported: config and counters are fixed-size arrays, socket storage cannot be walked. */
+const COUNTED_MAPS = mapsWithRole("registry", "programs");
+/** Maps with a capacity of their own (socket storage grows with the sockets). */
+const SIZED_MAPS = mapsWithRole("registry", "programs", "config", "counters");
 
 export interface LoaderMetrics {
   registry: Registry;
@@ -17,7 +20,7 @@ export interface LoaderMetrics {
   recordSyncError(reason: string): void;
 }
 
-export function createMetrics(mapFds: Record<MapName, number>, maxEntries: Partial<Record<MapName, number>>): LoaderMetrics {
+export function createMetrics(maps: MapHandles): LoaderMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "meshlane_loader_" });
 
@@ -27,9 +30,9 @@ export function createMetrics(mapFds: Record<MapName, number>, maxEntries: Parti
     labelNames: ["event"],
     registers: [registry],
     collect() {
-      const values = readCounters(mapFds.mesh_counters);
+      const values = readCounters(maps.mesh_counters.fd);
       this.reset();
-      for (const name of COUNTERS) this.inc({ event: name.replace(/^CNT_/, "").toLowerCase() }, Number(values[name]));
+      for (const name of COUNTERS) this.inc({ event: counterLabel(name) }, Number(values[name]));
     },
   });
   new Gauge({
@@ -38,15 +41,21 @@ export function createMetrics(mapFds: Record<MapName, number>, maxEntries: Parti
     labelNames: ["map"],
     registers: [registry],
     collect() {
-      for (const map of COUNTED_MAPS) this.set({ map }, countEntries(mapFds[map], MAPS[map].key.size));
+      for (const map of COUNTED_MAPS) this.set({ map }, maps[map].count());
     },
   });
   const capacity = new Gauge({ name: "meshlane_map_capacity", help: "max_entries of each BPF map", labelNames: ["map"], registers: [registry] });
-  for (const [map, n] of Object.entries(maxEntries)) capacity.set({ map }, n);
+  for (const map of SIZED_MAPS) capacity.set({ map }, maps[map].capacity());
 
-  const pods = new Gauge({ name: "meshlane_pods", help: "Registrations by state (registered, pending-cgroup, invalid, conflict)", labelNames: ["state"], registers: [registry] });
+  const pods = new Gauge({
+    name: "meshlane_pods",
+    help: "Registrations by state and reason: registered/applied, pending-cgroup (no-cgroup, cgroup-vanished), invalid/invalid-document, conflict/ip-taken, not-applied (map-full, write-failed)",
+    labelNames: ["state", "reason"],
+    registers: [registry],
+  });
   const syncs = new Counter({ name: "meshlane_syncs_total", help: "Reconciles of the maps against the registry", registers: [registry] });
   const writes = new Counter({ name: "meshlane_map_writes_total", help: "Map entries written or deleted by reconciles", labelNames: ["op"], registers: [registry] });
+  const notWritten = new Counter({ name: "meshlane_map_entries_not_written_total", help: "Entries a reconcile planned but did not write (full map, failed write), by the pod they were for left as it was", registers: [registry] });
   const errors = new Counter({ name: "meshlane_sync_errors_total", help: "Failed reconciles and registrations that could not be applied", labelNames: ["reason"], registers: [registry] });
   const duration = new Histogram({ name: "meshlane_sync_duration_seconds", help: "Time of one reconcile", buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1], registers: [registry] });
   const last = new Gauge({ name: "meshlane_last_sync_timestamp_seconds", help: "When the maps last matched the registry", registers: [registry] });
@@ -59,10 +68,11 @@ export function createMetrics(mapFds: Record<MapName, number>, maxEntries: Parti
       last.set(Date.now() / 1000);
       writes.inc({ op: "put" }, report.writes);
       writes.inc({ op: "delete" }, report.deletes);
-      for (const state of ["registered", "pending-cgroup", "invalid", "conflict"] as const) {
-        pods.set({ state }, report.pods.filter((p) => p.state === state).length);
+      for (const [state, reasons] of Object.entries(POD_REASONS) as [PodState, readonly string[]][]) {
+        for (const reason of reasons) pods.set({ state, reason }, report.pods.filter((p) => p.state === state && p.reason === reason).length);
       }
-      for (const p of report.pods) if (p.state === "invalid" || p.state === "conflict") errors.inc({ reason: p.reason ?? p.state });
+      for (const p of report.pods) if (p.state === "invalid" || p.state === "conflict" || p.state === "not-applied") errors.inc({ reason: p.reason });
+      notWritten.inc(report.notWritten.reduce((n, w) => n + w.entries, 0));
     },
     recordSyncError(reason) {
       errors.inc({ reason });

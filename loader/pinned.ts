@@ -4,6 +4,7 @@
 import { closeSync } from "node:fs";
 import * as bpf from "./libbpf.js";
 import { MAP_NAMES, type MapName } from "./maps/codecs.js";
+import { mapHandles, type MapHandles } from "./map-handle.js";
 import { mapPinPath } from "./pins.js";
 
 export class NotAttachedError extends Error {
@@ -15,6 +16,7 @@ export class NotAttachedError extends Error {
 
 export interface PinnedMaps {
   fds: Record<MapName, number>;
+  maps: MapHandles;
   close(): void;
 }
 
@@ -31,12 +33,5 @@ export function openPinnedMaps(pinDir: string): PinnedMaps {
     close();
     throw new NotAttachedError(pinDir, missing);
   }
-  return { fds, close };
-}
-
-/** Number of entries in a map, by walking its keys (cheap for the sizes meshlane uses). */
-export function countEntries(fd: number, keySize: number): number {
-  let n = 0;
-  for (const _ of bpf.mapKeys(fd, keySize)) n++;
-  return n;
+  return { fds, maps: mapHandles(fds), close };
 }

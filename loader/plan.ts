@@ -1,7 +1,6 @@
 // Pure: "registrations in → map operations out". What the registry says the
-// pod maps must hold, and the smallest set of writes that gets them there from
-// what they hold now. No I/O here: loader/sync.ts reads the maps, calls this and
-// applies the result.
+// pod maps must hold. No I/O here: loader/pod-steps.ts orders the writes that get
+// the maps there, loader/sync.ts reads the maps and applies them.
 
 import type { ParsedRegistration } from "../registry/document.js";
 import type { Cidr } from "../registry/ip.js";
@@ -11,15 +10,17 @@ import {
   CIDR_KEY_FIXED_BITS,
   CidrList,
   MAPS,
+  mapsWithRole,
   POD_INBOUND_ALL_PORTS,
   POD_OUTBOUND_ALL_CIDRS,
   PortList,
   RedirectMode,
+  type MapsWithRole,
 } from "./maps/codecs.js";
 
 /** The maps the registry controls. The others belong to the programs. */
-export const POD_MAPS = ["mesh_pods", "mesh_pod_ips", "mesh_ports", "mesh_cidrs"] as const;
-export type PodMap = (typeof POD_MAPS)[number];
+export const POD_MAPS = mapsWithRole("registry");
+export type PodMap = MapsWithRole<"registry">;
 
 /** Map contents as hex(key) → hex(value), so that contents compare as strings. */
 export type MapContents = Map<string, string>;
@@ -43,7 +44,7 @@ function family(f: 4 | 6): number {
 }
 
 export function emptyContents(): Contents {
-  return { mesh_pods: new Map(), mesh_pod_ips: new Map(), mesh_ports: new Map(), mesh_cidrs: new Map() };
+  return Object.fromEntries(POD_MAPS.map((m) => [m, new Map()])) as Contents;
 }
 
 /**
@@ -118,26 +119,4 @@ export interface MapOp {
   op: "put" | "delete";
   key: Buffer;
   value?: Buffer;
-}
-
-/**
- * Writes that turn `current` into `desired`. Order matters for traffic while they
- * are applied: a pod entry is what switches a pod on, so its rules and IPs are
- * written before it and removed after it; a pod is never steered by half its rules.
- */
-export function planOps(current: Contents, desired: Contents): MapOp[] {
-  const puts = (map: PodMap): MapOp[] =>
-    [...desired[map]].filter(([k, v]) => current[map].get(k) !== v).map(([k, v]) => ({ map, op: "put", key: Buffer.from(k, "hex"), value: Buffer.from(v, "hex") }));
-  const deletes = (map: PodMap): MapOp[] =>
-    [...current[map].keys()].filter((k) => !desired[map].has(k)).map((k) => ({ map, op: "delete", key: Buffer.from(k, "hex") }));
-  return [
-    ...deletes("mesh_pods"),
-    ...puts("mesh_ports"),
-    ...puts("mesh_cidrs"),
-    ...puts("mesh_pod_ips"),
-    ...puts("mesh_pods"),
-    ...deletes("mesh_pod_ips"),
-    ...deletes("mesh_cidrs"),
-    ...deletes("mesh_ports"),
-  ];
 }

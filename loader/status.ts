@@ -6,9 +6,8 @@ import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { pinnedLink } from "./attach.js";
 import { findCgroup2Mount } from "./cgroup.js";
-import { readCounters } from "./counters.js";
-import * as bpf from "./libbpf.js";
-import { MAPS, MESH_CFG_DRAINING, PROGRAMS, PROGRAM_NAMES, type ProgramName } from "./maps/codecs.js";
+import { counterLabel, readCounters } from "./counters.js";
+import { AF_INET, MESH_CFG_DRAINING, PROGRAMS, PROGRAM_NAMES, type CounterName, type ProgramName } from "./maps/codecs.js";
 import { openPinnedMaps } from "./pinned.js";
 import { formatIp } from "../registry/ip.js";
 import type { PodStatus } from "./sync.js";
@@ -42,27 +41,24 @@ function cgroupPathById(id: bigint): string {
 export function readStatus(pinDir: string, stateFile?: string): Status {
   const maps = openPinnedMaps(pinDir);
   try {
-    const cfg = MAPS.mesh_config.value.decode(bpf.mapLookup(maps.fds.mesh_config, MAPS.mesh_config.key.encode(0), MAPS.mesh_config.value.size)!);
+    const cfg = maps.maps.mesh_config.lookup(0)!;
     const programs = PROGRAM_NAMES.map((program) => {
       if (PROGRAMS[program].attach === "sockhash") return { program, attachedTo: "sockhash mesh_socks" };
       const link = pinnedLink(pinDir, program);
       return { program, attachedTo: link ? cgroupPathById(link.cgroupId) : "not attached" };
     });
     const ipsByCgroup = new Map<string, string[]>();
-    for (const k of bpf.mapKeys(maps.fds.mesh_pod_ips, MAPS.mesh_pod_ips.key.size)) {
-      const v = bpf.mapLookup(maps.fds.mesh_pod_ips, k, MAPS.mesh_pod_ips.value.size);
-      if (!v) continue;
-      const key = MAPS.mesh_pod_ips.key.decode(k);
-      const id = MAPS.mesh_pod_ips.value.decode(v).toString();
-      ipsByCgroup.set(id, [...(ipsByCgroup.get(id) ?? []), formatIp(key.family === 2 ? key.addr.subarray(0, 4) : key.addr)]);
+    for (const [key, cgroup] of maps.maps.mesh_pod_ips.entries()) {
+      const id = cgroup.toString();
+      ipsByCgroup.set(id, [...(ipsByCgroup.get(id) ?? []), formatIp(key.family === AF_INET ? key.addr.subarray(0, 4) : key.addr)]);
     }
     const known: PodStatus[] = stateFile && existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, "utf8")).pods as PodStatus[]) : [];
-    const pods = [...bpf.mapKeys(maps.fds.mesh_pods, MAPS.mesh_pods.key.size)].map((k) => {
-      const cgroupId = MAPS.mesh_pods.key.decode(k).toString();
+    const pods = [...maps.maps.mesh_pods.keys()].map((k) => {
+      const cgroupId = k.toString();
       const who = known.find((p) => p.cgroupId === cgroupId);
       return { cgroupId, ips: ipsByCgroup.get(cgroupId) ?? [], ...(who ? { namespace: who.namespace, name: who.name, uid: who.uid, cgroup: who.cgroup } : {}) };
     });
-    const counters = Object.fromEntries(Object.entries(readCounters(maps.fds.mesh_counters)).map(([k, v]) => [k.replace(/^CNT_/, "").toLowerCase(), v.toString()]));
+    const counters = Object.fromEntries(Object.entries(readCounters(maps.fds.mesh_counters)).map(([k, v]) => [counterLabel(k as CounterName), v.toString()]));
     return {
       pinDir,
       attached: programs.every((p) => p.attachedTo !== "not attached"),

@@ -128,26 +128,39 @@ const cgroupId = scalar("__u64", u64);
 const present = scalar("__u8", u8);
 const sk_storage_key = scalar("int", u32);
 
+/**
+ * Who fills a map, which decides what the loader does with it: `registry` maps are
+ * kept equal to the registrations, `config` is written by attach, `counters` is
+ * per-CPU, `programs` maps are filled by the data path, and `socket-storage` lives
+ * in the sockets themselves (user space cannot walk it or count it).
+ */
+export type MapRole = "registry" | "config" | "counters" | "programs" | "socket-storage";
+
 export interface MapSpec {
   key: Codec<any>;
   value: Codec<any>;
+  role: MapRole;
 }
 
 /** Every map of bpf/maps.h with its key and value layout. */
 export const MAPS = {
-  mesh_config: { key: index, value: meshConfig },
-  mesh_pods: { key: cgroupId, value: podEntry },
-  mesh_pod_ips: { key: ipKey, value: cgroupId },
-  mesh_ports: { key: portKey, value: present },
-  mesh_cidrs: { key: cidrKey, value: present },
-  mesh_sock_state: { key: sk_storage_key, value: sockState },
-  mesh_pending: { key: handoverKey, value: handover },
-  mesh_socks: { key: sockKey, value: cgroupId },
-  mesh_counters: { key: index, value: scalar("__u64", u64) },
+  mesh_config: { key: index, value: meshConfig, role: "config" },
+  mesh_pods: { key: cgroupId, value: podEntry, role: "registry" },
+  mesh_pod_ips: { key: ipKey, value: cgroupId, role: "registry" },
+  mesh_ports: { key: portKey, value: present, role: "registry" },
+  mesh_cidrs: { key: cidrKey, value: present, role: "registry" },
+  mesh_sock_state: { key: sk_storage_key, value: sockState, role: "socket-storage" },
+  mesh_pending: { key: handoverKey, value: handover, role: "programs" },
+  mesh_socks: { key: sockKey, value: cgroupId, role: "programs" },
+  mesh_counters: { key: index, value: scalar("__u64", u64), role: "counters" },
 } satisfies Record<string, MapSpec>;
 
 export type MapName = keyof typeof MAPS;
 export const MAP_NAMES = Object.keys(MAPS) as MapName[];
+export type MapsWithRole<R extends MapRole> = { [N in MapName]: (typeof MAPS)[N]["role"] extends R ? N : never }[MapName];
+export function mapsWithRole<R extends MapRole>(...roles: R[]): MapsWithRole<R>[] {
+  return MAP_NAMES.filter((n) => (roles as MapRole[]).includes(MAPS[n].role)) as MapsWithRole<R>[];
+}
 
 /** The programs of bpf/meshlane.bpf.c and how each is attached. */
 export const PROGRAMS = {

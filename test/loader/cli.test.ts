@@ -86,7 +86,17 @@ describe("meshlane-loader CLI", () => {
     // Control ports are per pod now (the registration's controlPorts): the node-wide flag is gone.
     // (An unknown option, whatever exit code the CLI gives those.)
     const ports = cli("attach", "--cgroup", mesh.node.kubepods, "--pin-dir", mesh.pinDir, "--control-ports", "15000");
-    assert.notEqual(ports.code, 0);
-    assert.match(ports.err, /control-ports/);
+    assert.equal(ports.code, 2);
+    assert.match(ports.err, /attach: Unknown option '--control-ports'/);
+    const other = cli("status", "--drain-ms", "5");
+    assert.equal(other.code, 2, "an option of another command is unknown here");
+    assert.match(other.err, /^meshlane-loader: status: Unknown option '--drain-ms'/);
+    assert.match(other.err, /usage: meshlane-loader <command>/);
+    const none = cli();
+    assert.equal(none.code, 2);
+    assert.match(none.err, /no command given/);
+    const help = cli("detach", "--help");
+    assert.equal(help.code, 0);
+    assert.match(help.out, /^  detach \[--pin-dir DIR\]/m);
   });
 });

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { desiredContents, emptyContents, planOps } from "../../loader/plan.js";
+import { desiredContents } from "../../loader/plan.js";
 import { defaultInterception, parseRegistration, REGISTRATION_VERSION, type ParsedRegistration, type Registration } from "../../registry/document.js";
 import { MAPS, PortList, POD_INBOUND_ALL_PORTS, POD_OUTBOUND_ALL_CIDRS, RedirectMode } from "../../loader/maps/codecs.js";
 
@@ -62,13 +62,4 @@ test("a pod claiming another pod's IP is left out whole, whatever the input orde
     assert.equal(contents.mesh_pods.size, 1);
     assert.equal(contents.mesh_pod_ips.size, 1);
   }
-});
-
-test("ops switch a pod on last and off first, and nothing is written when maps already match", () => {
-  const on = desiredContents([{ registration: reg("a", ["10.0.0.1"], { excludeOutboundPorts: [22] }), cgroupId: 5n }]).contents;
-  const up = planOps(emptyContents(), on);
-  assert.deepEqual(up.map((o) => `${o.op} ${o.map}`), ["put mesh_ports", "put mesh_pod_ips", "put mesh_pods"]);
-  assert.deepEqual(planOps(on, on), []);
-  const down = planOps(on, emptyContents());
-  assert.deepEqual(down.map((o) => `${o.op} ${o.map}`), ["delete mesh_pods", "delete mesh_pod_ips", "delete mesh_ports"]);
 });

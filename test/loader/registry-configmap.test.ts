@@ -10,6 +10,7 @@ import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from "@kuberne
 import { pino } from "pino";
 import type { RegistrySource } from "../../loader/agent.js";
 import { configMapRegistrySource } from "../../loader/registry-configmap.js";
+import { endpointOfKubeconfigs } from "../../loader/kube-api.js";
 import { registrationObject, registrationObjectName, REGISTRY_NAMESPACE } from "../../registry/configmap.js";
 import { ControlPlane } from "../../lab/controlplane/index.js";
 import { until } from "../../lab/until.js";
@@ -63,7 +64,7 @@ describe("registry objects as the loader's source", () => {
     await cp.kubectl(["apply", "--server-side", "-f", MANIFEST]);
     const loader = await cp.serviceAccount(REGISTRY_NAMESPACE, "meshlane-loader");
     relay = await cuttableRelay(new URL(cp.server));
-    source = configMapRegistrySource(through(loader.kubeConfig, relay.port), "node-a", pino({ level: "silent" }));
+    source = configMapRegistrySource(endpointOfKubeconfigs([{ text: through(loader.kubeConfig, relay.port).exportConfig(), dir: "/" }]), "node-a", pino({ level: "silent" }));
   });
   after(async () => {
     await source?.stop();
