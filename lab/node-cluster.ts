@@ -1,7 +1,6 @@
 // One test node with meshlane attached and the local cluster on it (API server,
 // Istio's injector, meshlane's webhook with its registrar, and the loader), as the
-// benchmarks that register many pods run it: production resync periods, the API
-// server over plain HTTP (the webhook is still called over TLS), one namespace
+// benchmarks that register many pods run it: production resync periods, one namespace
 // labelled for Istio and meshlane. Everything is removed afterwards, also on failure.
 
 import { mkdirSync } from "node:fs";
@@ -17,7 +16,7 @@ export async function withNodeCluster<T>(nodeName: string, namespace: string, bo
     const workDir = join(mesh.node.workDir, "cluster");
     mkdirSync(workDir);
     // Production resync periods: a resync lists every pod, which is not what these benchmarks measure.
-    cluster = await LocalCluster.start({ workDir, nodeName, kubepods: mesh.node.kubepods, pinDir: mesh.pinDir, apiTls: false, registrarResync: "1m", loaderResyncSeconds: 10 });
+    cluster = await LocalCluster.start({ workDir, nodes: [{ name: nodeName, kubepods: mesh.node.kubepods, pinDir: mesh.pinDir }], registrarResync: "1m", loaderResyncSeconds: 10 });
     await cluster.createNamespace(namespace, { ...ISTIO_INJECTION_LABELS, ...MESHLANE_LABELS });
     return await body(mesh, cluster);
   } finally {

@@ -59,7 +59,7 @@ async function main(): Promise<void> {
         return await measure(mesh, cluster);
       } catch (e) {
         // What the loader said is the first thing to read when a step fails.
-        process.stderr.write(`loader output, last lines:\n${cluster.loader?.output().split("\n").slice(-20).join("\n")}\n`);
+        process.stderr.write(`loader output, last lines:\n${cluster.node().loader?.output().split("\n").slice(-20).join("\n")}\n`);
         throw e;
       }
     });
@@ -73,7 +73,7 @@ async function main(): Promise<void> {
 }
 
 async function measure(mesh: Mesh, cluster: LocalCluster): Promise<Step[]> {
-  const pid = cluster.loader!.child.pid!;
+  const pid = cluster.node().loader!.child.pid!;
   const steps: Step[] = [];
   let created = 0;
   for (const target of STEPS) {
