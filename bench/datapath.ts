@@ -1,5 +1,5 @@
 // `npm run bench [-- --quick]`: meshlane in each redirect mode against Istio's
-// iptables path and against no mesh, on the test topology of design.md, with
+// iptables path and against no mesh, on the test topology of docs/design.md, with
 // HAProxy as a TCP and as an HTTP (Envoy-like) sidecar, on one CPU and on two;
 // then switches between the paths under load, then the per-hop micro-benchmark.
 // Writes bench/README.md and bench/results/ (results.json and the charts), or

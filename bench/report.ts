@@ -400,7 +400,7 @@ ${hopTable(r.hop)}
 
 ## Method
 
-- **Topology** (design.md, "Test topology"): pods are network namespaces on one bridge
+- **Topology** (docs/design.md, "Test topology"): pods are network namespaces on one bridge
   with kubelet-named cgroups. The server pod runs nginx-light (one process, a 1 KiB
   static file, no access log); the client pod runs wrk (one thread, \`--latency\`).
 - **Modes**, in one run: *no-mesh* (a pair without sidecars or Istio rules), *iptables*

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * meshlane's data path (design.md, "Data path rules"):
+ * meshlane's data path (docs/design.md, "Data path rules"):
  *   connect4/connect6  steer app -> own sidecar, and sidecar -> local pod's inbound port
  *   getpeername4/6,    keep the app's view of a steered socket: the peer it asked for,
  *   getsockname4/6     and the pod's own address

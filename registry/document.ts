@@ -23,7 +23,7 @@ import { parseCidr, parseIp, type Cidr, type Ip } from "./ip.js";
 
 
 /**
- * What sk_msg may redirect into (the app-safety rule, design.md "Only into a reader we know"):
+ * What sk_msg may redirect into (the app-safety rule, docs/design.md "Only into a reader we know"):
  * - proxy: only into the proxy's own sockets; bytes towards application sockets take the TCP stack
  * - all:   into application sockets too (the app must read with recv or read calls only, never splice)
  * - none:  connect-time steering only; nothing of the pod enters the sockhash

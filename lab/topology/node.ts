@@ -1,4 +1,4 @@
-// design.md's test topology on one machine: a "node" is a cgroup tree of our own
+// docs/design.md's test topology on one machine: a "node" is a cgroup tree of our own
 // (…/meshlane-test-<id>/kubepods) plus a bridge in a network namespace of our own;
 // a "pod" is a network namespace on that bridge, a cgroup named as kubelet names
 // it, Istio's nat rules inside the namespace, and an HAProxy sidecar as uid 1337.
