@@ -22,14 +22,15 @@ RUN npm run --silent build
 # The runtime stages take production dependencies only.
 RUN npm prune --omit=dev --no-audit --no-fund
 
-# What both commands share: Node, production dependencies, the registry contract.
-# package.json marks dist/ as ES modules.
+# What both commands share: Node, production dependencies, the registry contract and
+# the mesh knowledge it reads older documents with. package.json marks dist/ as ES modules.
 FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=builder /src/package.json ./package.json
 COPY --from=builder /src/node_modules ./node_modules
 COPY --from=builder /src/dist/registry ./dist/registry
+COPY --from=builder /src/dist/mesh ./dist/mesh
 
 FROM runtime AS webhook
 COPY --from=builder /src/dist/certs ./dist/certs

@@ -194,7 +194,11 @@ describe("loader DaemonSet", () => {
     assert.deepEqual(loaderPod.initContainers!.map((c) => c.name), ["attach"]);
     assert.deepEqual(attach.command, ["meshlane-loader", "attach"]);
     assert.deepEqual(run.command, ["meshlane-loader", "run", "--node", "$(NODE_NAME)"]);
-    assert.deepEqual(run.env, [{ name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } }]);
+    assert.deepEqual(run.env, [
+      { name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } },
+      // The agent's memory budget (docs/loader.md): a small young generation.
+      { name: "NODE_OPTIONS", value: "--max-semi-space-size=1" },
+    ]);
     assert.deepEqual(run.lifecycle!.preStop!.exec!.command, ["meshlane-loader", "detach"]);
     assert.equal(attach.image, run.image);
   });
