@@ -231,7 +231,7 @@ export class TestNode {
   lastSidecarLogAt = 0;
 
   /** Resolves once no sidecar has logged anything for a quiet period (bounded). */
-  async sidecarLogsSettled(quietMs = 150, maxMs = 3000): Promise<void> {
+  async sidecarLogsSettled(quietMs = 150 * LAB_SLOWDOWN, maxMs = 3000 * LAB_SLOWDOWN): Promise<void> {
     const start = Date.now();
     await sleep(quietMs);
     while (Date.now() - this.lastSidecarLogAt < quietMs && Date.now() - start < maxMs) await sleep(25);
