@@ -8,7 +8,7 @@
 
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { V1Container, V1EnvVar, V1PodSecurityContext, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
@@ -25,8 +25,14 @@ export interface SandboxOptions {
   commands: Record<string, string[]>;
   /** What the downward API would give: fieldPath → value. */
   fieldRefs: Record<string, string>;
-  /** Extra environment (KUBECONFIG for the stand-in API server). */
+  /** Extra environment (KUBECONFIG for the API server). */
   env: Record<string, string>;
+  /**
+   * The checkout the commands' files live in. It is bound into the sandbox at a path
+   * any user can reach, and commands naming files below it use that path: a clone may
+   * sit in a mode-0700 directory (root's home) that the container's user cannot enter.
+   */
+  checkout?: string;
 }
 
 /**
@@ -87,6 +93,7 @@ function mountScript(opts: SandboxOptions, stage: string): string {
     }
   }
   lines.push(...later);
+  if (opts.checkout) lines.push(`mkdir -p ${quote(join(stage, "checkout"))}`, `mount --bind ${quote(opts.checkout)} ${quote(join(stage, "checkout"))}`);
   if (opts.containers.every((c) => c.securityContext?.readOnlyRootFilesystem)) lines.push("mount -o remount,bind,ro /");
   lines.push("echo ready", "exec sleep infinity");
   return lines.join("\n");
@@ -101,6 +108,7 @@ export class PodSandbox {
 
   static async start(opts: SandboxOptions): Promise<PodSandbox> {
     const stage = mkdtempSync(join(tmpdir(), `${RUN_ID}-sandbox-`));
+    chmodSync(stage, 0o755); // the container's user reaches the bound checkout through it
     // The namespace (and its bpffs, programs included) dies with the test process, even a killed one.
     const holder = spawn("unshare", ["--mount", "--propagation", "private", "setpriv", "--pdeathsig=KILL", "bash", "-c", mountScript(opts, stage)], {
       stdio: ["ignore", "pipe", "pipe"],
@@ -130,7 +138,8 @@ export class PodSandbox {
   argv(container: V1Container, command: string[]): string[] {
     const env = this.environment(container);
     const [name, ...rest] = command.map((c) => expand(c, env));
-    const local = this.opts.commands[name!];
+    const checkout = this.opts.checkout;
+    const local = this.opts.commands[name!]?.map((a) => (checkout && a.startsWith(`${checkout}/`) ? join(this.stage, "checkout", a.slice(checkout.length + 1)) : a));
     if (!local) throw new Error(`no local stand-in for the image's ${name}`);
     return [
       "nsenter", `--target=${this.holder.pid}`, "--mount", "--",
@@ -142,12 +151,12 @@ export class PodSandbox {
 
   exec(container: V1Container, command: string[], timeoutMs = 60_000): SpawnSyncReturns<string> {
     const [cmd, ...args] = this.argv(container, command);
-    return spawnSync(cmd!, args, { encoding: "utf8", timeout: timeoutMs });
+    return spawnSync(cmd!, args, { encoding: "utf8", timeout: timeoutMs, cwd: "/" });
   }
 
   spawn(container: V1Container, command: string[]): ChildProcess {
     const [cmd, ...args] = this.argv(container, command);
-    return spawn(cmd!, args, { stdio: ["ignore", "pipe", "pipe"] });
+    return spawn(cmd!, args, { stdio: ["ignore", "pipe", "pipe"], cwd: "/" });
   }
 
   /** Ends the namespace: its bpffs instance goes with it, and every pin in it. */

@@ -90,6 +90,7 @@ describe("webhook Deployment pod, run as the manifest says", { timeout: 120_000 
       podSecurityContext: podSpec.securityContext!,
       hostPaths: {},
       commands: { "meshlane-webhook": [process.execPath, join(ROOT, "dist/webhook/cli.js")] },
+      checkout: ROOT.replace(/\/$/, ""),
       fieldRefs: {},
       env: { KUBECONFIG: join(work, "kubeconfig") },
     });
