@@ -17,6 +17,8 @@ export interface SuiteResult {
   code: number;
   seconds: number;
   failures: string[];
+  /** The runner's failure reports (each ✖ line with the lines under it), for the reader of a failed run. */
+  failureDetail: string;
 }
 
 export interface Row {
@@ -43,6 +45,12 @@ const suiteStep = (suite: string): Step => ({
   command: `node --import tsx --test --test-reporter=spec --test-timeout=1500000 test/datapath/${suite}.test.ts`,
 });
 
+/** Each "✖" report of node's spec reporter with the dozen lines below it: what failed and why. */
+function failureDetail(log: string): string {
+  const lines = log.split("\n");
+  return lines.flatMap((l, i) => (/^\s*✖ /.test(l) ? lines.slice(i, i + 12) : [])).slice(0, 200).join("\n");
+}
+
 function toRow(kernel: string, rel: string, results: StepResult[], seconds: number): Row {
   const get = (name: string) => results.find((r) => r.name === name);
   const d = get("doctor")!;
@@ -51,7 +59,7 @@ function toRow(kernel: string, rel: string, results: StepResult[], seconds: numb
     const summary = parseRunnerSummary(r.log);
     const failures = failedTests(r.log);
     if (!summary) failures.push(`no test summary (exit ${r.code}): ${r.log.trim().split("\n").slice(-3).join(" / ")}`);
-    row.suites.push({ suite: r.name.slice("suite-".length), summary, code: r.code, seconds: r.seconds, failures });
+    row.suites.push({ suite: r.name.slice("suite-".length), summary, code: r.code, seconds: r.seconds, failures, failureDetail: failureDetail(r.log) });
   }
   const a = get("attach");
   if (a) {

@@ -92,7 +92,7 @@ const summary = (pass: number, fail: number) => ({ tests: pass + fail, pass, fai
 const good: Row = {
   kernel: "6.1", release: "6.1.0-50-amd64", seconds: 300, cpuSeconds: 410,
   doctor: { ok: true, reasons: [], seconds: 77, log: "" },
-  suites: [{ suite: "steering", summary: summary(7, 0), code: 0, seconds: 220, failures: [] }],
+  suites: [{ suite: "steering", summary: summary(7, 0), code: 0, seconds: 220, failures: [], failureDetail: "" }],
 };
 const old: Row = {
   kernel: "5.10", release: "5.10.0-32-amd64", seconds: 120,
@@ -109,7 +109,7 @@ describe("compatibility table", () => {
     assert.match(t, /\| 5\.10 \| `5\.10\.0-32-amd64` \| \*\*refuses\*\*: kernel 5\.10\.0-32-amd64 is older than 6\.1 \| – \| refused \(exit 1\), nothing left behind \| 120 s \|/);
   });
   test("failures are counted in the cell and listed under the table", () => {
-    const bad: Row = { ...good, suites: [{ suite: "steering", summary: summary(6, 1), code: 1, seconds: 200, failures: ["outbound: AssertionError"] }] };
+    const bad: Row = { ...good, suites: [{ suite: "steering", summary: summary(6, 1), code: 1, seconds: 200, failures: ["outbound: AssertionError"], failureDetail: "✖ outbound" }] };
     const t = renderTable([bad], ["steering"], "2026-12-01");
     assert.match(t, /6\/7 pass, \*\*1 fail\*\*/);
     assert.match(t, /- 6\.1, steering: outbound: AssertionError/);
@@ -127,7 +127,7 @@ describe("compatibility table", () => {
       "attach succeeded on a kernel doctor refuses",
       "attach left behind: pin directory /sys/fs/bpf/x",
     ]);
-    const crashed: Row = { ...good, suites: [{ suite: "steering", summary: null, code: 137, seconds: 1, failures: [] }] };
+    const crashed: Row = { ...good, suites: [{ suite: "steering", summary: null, code: 137, seconds: 1, failures: [], failureDetail: "" }] };
     assert.deepEqual(rowProblems(crashed, "supported"), ["steering: no test summary (exit 137)"]);
   });
 });
