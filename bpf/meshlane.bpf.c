@@ -241,18 +241,38 @@ static __always_inline void forget(struct bpf_sock *sk)
 /* Binds a steered app socket that has no address yet to the pod's own, so that the
  * app's getsockname and the sidecar's view of the client are the pod IP, as under
  * iptables (REDIRECT changes only the destination). The port stays the kernel's
- * choice at connect. A socket the app bound itself keeps its address. Returns
- * whether getsockname must show the pod address instead of the loopback one the
- * kernel will pick. */
-static __always_inline int bind_to_pod(struct bpf_sock_addr *ctx, struct sockaddr *sa, int len, int unbound_addr, int unbound_port)
+ * choice at connect. A socket the app bound itself keeps its address. Where the
+ * kernel will pick a loopback address instead, getsockname is told to show the pod's
+ * (SOCK_SHOW_POD_ADDR). */
+static __always_inline void bind_to_pod(struct bpf_sock_addr *ctx, struct bpf_sock *sk, struct sockaddr *sa, int len, int unbound_addr, int unbound_port)
 {
 	if (!unbound_addr)
-		return 0;
+		return;
 	if (unbound_port && !bpf_bind(ctx, sa, len))
-		return 0;
+		return;
 	if (unbound_port)
 		count(CNT_FALLBACK_BIND, 1);
-	return 1;
+	struct sock_state *st = bpf_sk_storage_get(&mesh_sock_state, sk, 0, 0);
+	if (st)
+		st->flags |= SOCK_SHOW_POD_ADDR;
+}
+
+/* What both connect hooks do before their family's own address rewrite: decide,
+ * remember the original destination, point the socket at its new port. Returns
+ * whether the caller must still send it to the outbound listener (STEER_OUTBOUND). */
+static __always_inline int steer_connect(struct bpf_sock_addr *ctx, struct bpf_sock *sk, __u32 family, const __u32 *dst, __u16 port, struct verdict *v)
+{
+	*v = decide(family, dst, port);
+	if (v->steer == STEER_NONE) {
+		forget(sk);
+		return 0;
+	}
+	if (!remember(sk, v, family, dst, port))
+		return 0;
+	if (v->steer == STEER_PAIR_ONLY)
+		return 0;
+	ctx->user_port = bpf_htons(v->new_port);
+	return v->steer == STEER_OUTBOUND;
 }
 
 SEC("cgroup/connect4")
@@ -262,27 +282,13 @@ int mesh_connect4(struct bpf_sock_addr *ctx)
 	if (ctx->type != SOCK_STREAM || !sk)
 		return 1;
 	__u32 dst[4] = { ctx->user_ip4, 0, 0, 0 };
-	__u16 port = bpf_ntohs((__u16)ctx->user_port);
-	struct verdict v = decide(AF_INET, dst, port);
-	if (v.steer == STEER_NONE) {
-		forget(sk);
-		return 1;
-	}
-	if (!remember(sk, &v, AF_INET, dst, port))
-		return 1;
-	if (v.steer == STEER_PAIR_ONLY)
-		return 1;
-	ctx->user_port = bpf_htons(v.new_port);
-	if (v.steer != STEER_OUTBOUND)
+	struct verdict v;
+	if (!steer_connect(ctx, sk, AF_INET, dst, bpf_ntohs((__u16)ctx->user_port), &v))
 		return 1;
 	ctx->user_ip4 = bpf_htonl(0x7f000001); /* 127.0.0.1, where Istio's REDIRECT sends it */
 	if (v.pod->ip4) {
 		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = v.pod->ip4 };
-		if (bind_to_pod(ctx, (struct sockaddr *)&sa, sizeof(sa), !sk->src_ip4, !sk->src_port)) {
-			struct sock_state *st = bpf_sk_storage_get(&mesh_sock_state, sk, 0, 0);
-			if (st)
-				st->flags |= SOCK_SHOW_POD_ADDR;
-		}
+		bind_to_pod(ctx, sk, (struct sockaddr *)&sa, sizeof(sa), !sk->src_ip4, !sk->src_port);
 	}
 	return 1;
 }
@@ -303,18 +309,8 @@ int mesh_connect6(struct bpf_sock_addr *ctx)
 		dst[0] = dst[3];
 		dst[1] = dst[2] = dst[3] = 0;
 	}
-	__u16 port = bpf_ntohs((__u16)ctx->user_port);
-	struct verdict v = decide(family, dst, port);
-	if (v.steer == STEER_NONE) {
-		forget(sk);
-		return 1;
-	}
-	if (!remember(sk, &v, family, dst, port))
-		return 1;
-	if (v.steer == STEER_PAIR_ONLY)
-		return 1;
-	ctx->user_port = bpf_htons(v.new_port);
-	if (v.steer != STEER_OUTBOUND)
+	struct verdict v;
+	if (!steer_connect(ctx, sk, family, dst, bpf_ntohs((__u16)ctx->user_port), &v))
 		return 1;
 	/* ::1, or ::ffff:127.0.0.1 for an IPv4 peer */
 	ctx->user_ip6[0] = 0;
@@ -334,11 +330,7 @@ int mesh_connect6(struct bpf_sock_addr *ctx)
 		__builtin_memcpy(&sa.sin6_addr, v.pod->ip6, sizeof(sa.sin6_addr));
 	}
 	int unbound = !sk->src_ip6[0] && !sk->src_ip6[1] && !sk->src_ip6[2] && !sk->src_ip6[3];
-	if (bind_to_pod(ctx, (struct sockaddr *)&sa, sizeof(sa), unbound, !sk->src_port)) {
-		struct sock_state *st = bpf_sk_storage_get(&mesh_sock_state, sk, 0, 0);
-		if (st)
-			st->flags |= SOCK_SHOW_POD_ADDR;
-	}
+	bind_to_pod(ctx, sk, (struct sockaddr *)&sa, sizeof(sa), unbound, !sk->src_port);
 	return 1;
 }
 
