@@ -24,7 +24,7 @@ export const PLACEMENTS = {
   "same-cpu": { client: "1", server: "1" },
   "two-cpus": { client: "0", server: "1" },
 } as const;
-export type Placement = keyof typeof PLACEMENTS;
+export type CpuPlacement = keyof typeof PLACEMENTS;
 
 export type Path = "tcp-stack" | "sockmap";
 
@@ -40,7 +40,7 @@ export interface PingPong {
 export interface HopMeasurement extends PingPong {
   repetition: number;
   path: Path;
-  placement: Placement;
+  placement: CpuPlacement;
   bytes: number;
   /** sendmsg calls meshlane redirected per round trip: 2 when both directions went socket to socket. */
   redirectedPerRoundTrip: number;
@@ -48,7 +48,7 @@ export interface HopMeasurement extends PingPong {
 
 export interface HopSummary {
   path: Path;
-  placement: Placement;
+  placement: CpuPlacement;
   bytes: number;
   p50Us: number;
   p99Us: number;
@@ -76,7 +76,7 @@ export async function runHopBenchmark(node: TestNode, mesh: MeshSwitch, plan: Pl
   // "all": the hop measured is sidecar to app, whose app end joins the sockhash only in that mode.
   mesh.on([{ pod: pods.sockmap, redirect: "all" }]);
   const out: HopMeasurement[] = [];
-  for (const placement of Object.keys(PLACEMENTS) as Placement[]) {
+  for (const placement of Object.keys(PLACEMENTS) as CpuPlacement[]) {
     const cpus = PLACEMENTS[placement];
     for (const pod of Object.values(pods)) {
       await pod.stopProcesses();

@@ -31,11 +31,11 @@ export const isMeshlane = (mode: Mode): mode is MeshlaneMode => mode.startsWith(
  */
 export type Sidecar = "tcp" | "http";
 /** one-cpu: every process on CPU 1. two-cpus: the client pod's processes on CPU 0, the server pod's on CPU 1. */
-export type Placement = "one-cpu" | "two-cpus";
+export type CpuPlacement = "one-cpu" | "two-cpus";
 
 export interface Series {
   sidecar: Sidecar;
-  placement: Placement;
+  placement: CpuPlacement;
 }
 export const seriesName = (s: Series) => `${s.sidecar}-${s.placement}`;
 

@@ -3,7 +3,7 @@
 // kernel's BPF statistics, and the issue's targets checked against them.
 
 import type { ProgStats } from "./bpfstats.js";
-import { DEFAULT_MESHLANE_MODE, MESHLANE_MODES, type MeshlaneMode, type Mode, type Placement, type Sidecar } from "./plan.js";
+import { DEFAULT_MESHLANE_MODE, MESHLANE_MODES, type MeshlaneMode, type Mode, type CpuPlacement, type Sidecar } from "./plan.js";
 import { median, ratio, relativeSpread } from "./stats.js";
 import type { ConnectionMode } from "./wrk.js";
 
@@ -11,7 +11,7 @@ import type { ConnectionMode } from "./wrk.js";
 export interface Sample {
   mode: Mode;
   sidecar: Sidecar;
-  placement: Placement;
+  placement: CpuPlacement;
   connMode: ConnectionMode;
   connections: number;
   wrk: { requests: number; requestsPerSec: number; latencyUs: { p50: number; p90: number; p99: number }; errors: number };
@@ -50,7 +50,7 @@ export interface Ratios {
 
 export interface PointSummary {
   sidecar: Sidecar;
-  placement: Placement;
+  placement: CpuPlacement;
   connMode: ConnectionMode;
   connections: number;
   modes: Partial<Record<Mode, ModeFigures>>;
@@ -110,7 +110,7 @@ export function summarise(samples: Sample[]): PointSummary[] {
 /** What the programs cost in one (point, attached mode), from bpf_stats; medians over repetitions. */
 export interface ProgramCost {
   sidecar: Sidecar;
-  placement: Placement;
+  placement: CpuPlacement;
   connMode: ConnectionMode;
   connections: number;
   mode: Mode;
@@ -177,12 +177,12 @@ export interface SwitchFigure {
   windowOverSteadyP99: number | null;
 }
 
-const pointLabel = (r: { sidecar: Sidecar; placement: Placement; connMode: ConnectionMode; connections: number }) =>
+const pointLabel = (r: { sidecar: Sidecar; placement: CpuPlacement; connMode: ConnectionMode; connections: number }) =>
   `${r.sidecar} ${r.placement} ${r.connMode} ×${r.connections}`;
 
 /** The issue's targets, each judged at every point it covers (a target is met only if met at all of them). */
 export function checkTargets(rows: PointSummary[], costs: ProgramCost[], switches: SwitchFigure[]): TargetCheck[] {
-  const check = <T extends { sidecar: Sidecar; placement: Placement; connMode: ConnectionMode; connections: number }>(
+  const check = <T extends { sidecar: Sidecar; placement: CpuPlacement; connMode: ConnectionMode; connections: number }>(
     target: string, items: T[], value: (r: T) => number | null | undefined, ok: (v: number) => boolean, unit: TargetCheck["unit"] = "ratio",
   ): TargetCheck => {
     const values = items.map((r) => ({ point: pointLabel(r), value: value(r) ?? null, ...("modes" in r && Object.values((r as unknown as PointSummary).modes).some((m) => m && m.disturbed > 0) ? { disturbed: true } : {}) }));

@@ -22,7 +22,7 @@ import { readProgStats, statsDelta, type ProgStats } from "./bpfstats.js";
 import { cgroupCpuUsec, cpuBusyUsec } from "./cpu.js";
 import { counterDelta, MeshSwitch } from "./mesh.js";
 import { APP_PORT, startNginx } from "./nginx.js";
-import { isMeshlane, redirectOf, type Mode, type Placement, type Sidecar, type Step } from "./plan.js";
+import { isMeshlane, redirectOf, type Mode, type CpuPlacement, type Sidecar, type Step } from "./plan.js";
 import { DISTURBED_SHARE } from "./summary.js";
 import { parseWrk, wrkArgv, type ConnectionMode, type WrkResult } from "./wrk.js";
 
@@ -36,7 +36,7 @@ import { parseWrk, wrkArgv, type ConnectionMode, type WrkResult } from "./wrk.js
  * (sidecar, nginx) on CPU 1, as pods are spread over a real node's cores.
  */
 export const BENCH_CPU = "1";
-export const PLACEMENT_CPUS: Record<Placement, { client: string; server: string }> = {
+export const PLACEMENT_CPUS: Record<CpuPlacement, { client: string; server: string }> = {
   "one-cpu": { client: BENCH_CPU, server: BENCH_CPU },
   "two-cpus": { client: "0", server: BENCH_CPU },
 };
@@ -73,7 +73,7 @@ export interface Measurement {
   repetition: number;
   mode: Mode;
   sidecar: Sidecar;
-  placement: Placement;
+  placement: CpuPlacement;
   connMode: ConnectionMode;
   connections: number;
   wrk: WrkResult;
@@ -159,7 +159,7 @@ export class BenchTopology {
   }
 
   /** wrk from the pair's client pod, on the client's CPU of the placement. */
-  async wrk(pair: Pair, spec: { connections: number; connMode: ConnectionMode; placement: Placement }, seconds: number): Promise<WrkResult> {
+  async wrk(pair: Pair, spec: { connections: number; connMode: ConnectionMode; placement: CpuPlacement }, seconds: number): Promise<WrkResult> {
     const argv = wrkArgv({ url: `http://${pair.server.ip}:${APP_PORT}/`, connections: spec.connections, seconds, mode: spec.connMode });
     const r = await pair.client.exec(["nice", "-n", BENCH_NICE, "taskset", "-c", PLACEMENT_CPUS[spec.placement].client, ...argv]);
     if (r.code !== 0) throw new Error(`${argv.join(" ")} in pod ${pair.client.name} exited ${r.code}: ${r.stderr.trim()}`);
