@@ -159,7 +159,7 @@ static __always_inline int may_join(const struct pod_entry *pod, int is_proxy)
 }
 
 /* Decides what to do with a TCP connect of the current task to dst:port. */
-static __always_inline struct verdict decide(__u32 family, const __u32 *dst, __u16 port)
+static __always_inline struct verdict connect_verdict(__u32 family, const __u32 *dst, __u16 port)
 {
 	struct verdict v = { .steer = STEER_NONE };
 	struct mesh_config *cfg = config();
@@ -257,12 +257,12 @@ static __always_inline void bind_to_pod(struct bpf_sock_addr *ctx, struct bpf_so
 		st->flags |= SOCK_SHOW_POD_ADDR;
 }
 
-/* What both connect hooks do before their family's own address rewrite: decide,
+/* What both connect hooks do before their family's own address rewrite: take the verdict,
  * remember the original destination, point the socket at its new port. Returns
  * whether the caller must still send it to the outbound listener (STEER_OUTBOUND). */
 static __always_inline int steer_connect(struct bpf_sock_addr *ctx, struct bpf_sock *sk, __u32 family, const __u32 *dst, __u16 port, struct verdict *v)
 {
-	*v = decide(family, dst, port);
+	*v = connect_verdict(family, dst, port);
 	if (v->steer == STEER_NONE) {
 		forget(sk);
 		return 0;
