@@ -175,16 +175,21 @@ function portList(v: Json, where: string): PortList {
   return v === "*" ? "*" : ports(v, where);
 }
 
-function cidrs(v: Json, where: string): Cidr[] {
-  if (!Array.isArray(v)) throw new RegistrationError(where, "expected an array of CIDRs");
-  return v.map((c, i) => {
-    if (typeof c !== "string") throw new RegistrationError(`${where}[${i}]`, "CIDR must be a string");
+/** Each string of `items` through `parse`; a bad one is an error at its index, naming what it should be. */
+function eachParsed<T>(items: Json[], where: string, what: string, parse: (text: string) => T): T[] {
+  return items.map((item, i) => {
+    if (typeof item !== "string") throw new RegistrationError(`${where}[${i}]`, `${what} must be a string`);
     try {
-      return parseCidr(c);
+      return parse(item);
     } catch (e) {
       throw new RegistrationError(`${where}[${i}]`, (e as Error).message);
     }
   });
+}
+
+function cidrs(v: Json, where: string): Cidr[] {
+  if (!Array.isArray(v)) throw new RegistrationError(where, "expected an array of CIDRs");
+  return eachParsed(v, where, "CIDR", parseCidr);
 }
 
 function cidrList(v: Json, where: string): "*" | Cidr[] {
@@ -193,14 +198,7 @@ function cidrList(v: Json, where: string): "*" | Cidr[] {
 
 function ips(v: Json, where: string): Ip[] {
   if (!Array.isArray(v) || v.length === 0) throw new RegistrationError(where, "expected at least one pod IP");
-  return v.map((ip, i) => {
-    if (typeof ip !== "string") throw new RegistrationError(`${where}[${i}]`, "IP must be a string");
-    try {
-      return parseIp(ip);
-    } catch (e) {
-      throw new RegistrationError(`${where}[${i}]`, (e as Error).message);
-    }
-  });
+  return eachParsed(v, where, "IP", parseIp);
 }
 
 function redirectMode(v: Json, where: string): RedirectMode {
