@@ -24,6 +24,7 @@ import { createPki, issueClientCertificate, type ControlPlanePki } from "./pki.j
 import { BinaryProcess } from "./process.js";
 
 export { Kubelet } from "./kubelet.js";
+export { statusOf } from "./status.js";
 
 /** A user of the API: a kubeconfig object for client-node and the same as a file for CLIs. */
 export interface Identity {

@@ -7,8 +7,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { connect } from "node:net";
 import { AuthenticationV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, VersionApi } from "@kubernetes/client-node";
-import { apiStatusCode } from "../../registry/kube-errors.js";
-import { ControlPlane, Kubelet, type Identity } from "../../lab/controlplane/index.js";
+import { ControlPlane, Kubelet, statusOf, type Identity } from "../../lab/controlplane/index.js";
 import { kubeAssets } from "../../lab/controlplane/assets.js";
 import { BinaryProcess } from "../../lab/controlplane/process.js";
 
@@ -23,14 +22,6 @@ async function whoAmI(identity: Identity): Promise<{ username?: string; groups?:
   return review.status?.userInfo ?? {};
 }
 
-async function statusOf(call: Promise<unknown>): Promise<number> {
-  try {
-    await call;
-    return 200;
-  } catch (e) {
-    return apiStatusCode(e) ?? -1;
-  }
-}
 
 test("the API server is the pinned kube-apiserver, and kubectl built with it reaches it", async () => {
   const version = await cp.admin.kubeConfig.makeApiClient(VersionApi).getCode();

@@ -7,11 +7,10 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { AuthorizationV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, Watch, type KubeConfig } from "@kubernetes/client-node";
 import { stringify } from "yaml";
-import { apiStatusCode } from "../../registry/kube-errors.js";
 import { ANNOTATION_INTERCEPTION, ANNOTATION_STATUS, SYSTEM_NAMESPACE } from "../../registry/names.js";
 import { registrationObjectName } from "../../registry/configmap.js";
 import { until } from "../../lab/until.js";
-import { ControlPlane, Kubelet, type Identity } from "../../lab/controlplane/index.js";
+import { ControlPlane, Kubelet, statusOf, type Identity } from "../../lab/controlplane/index.js";
 import { find, loadManifest, MANIFEST_PATH } from "./manifest.js";
 
 const objects = loadManifest();
@@ -83,14 +82,6 @@ before(async () => {
 });
 after(() => cp?.stop());
 
-async function status(call: Promise<unknown>): Promise<number> {
-  try {
-    await call;
-    return 200;
-  } catch (e) {
-    return apiStatusCode(e) ?? -1;
-  }
-}
 
 /** The API server's own RBAC+Node decision for `user` (a SubjectAccessReview, as `kubectl auth can-i --as` asks). */
 async function allowed(user: string, a: Access): Promise<boolean> {
@@ -160,25 +151,25 @@ describe("the manifest's ServiceAccounts, with their own tokens", () => {
 
   it("the loader's token lists and watches ConfigMaps in meshlane-system, and is refused writes and pods", async () => {
     const core = loader.kubeConfig.makeApiClient(CoreV1Api);
-    assert.equal(await status(core.listNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE })), 200);
+    assert.equal(await statusOf(core.listNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE })), 200);
     const seen = await watchOnce(loader.kubeConfig, `/api/v1/namespaces/${SYSTEM_NAMESPACE}/configmaps`, async () => {
       await cp.admin.kubeConfig.makeApiClient(CoreV1Api).createNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, body: { metadata: { name: registrationObjectName("0f6c-uid") } } });
     });
     assert.equal(seen, registrationObjectName("0f6c-uid"));
     const body = { metadata: { name: "x" } };
-    assert.equal(await status(core.createNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, body })), 403);
-    assert.equal(await status(core.patchNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, name: registrationObjectName("0f6c-uid"), body: { data: { a: "b" } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch))), 403);
-    assert.equal(await status(core.listPodForAllNamespaces()), 403);
-    assert.equal(await status(core.listNamespacedConfigMap({ namespace: "shop" })), 403);
+    assert.equal(await statusOf(core.createNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, body })), 403);
+    assert.equal(await statusOf(core.patchNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, name: registrationObjectName("0f6c-uid"), body: { data: { a: "b" } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch))), 403);
+    assert.equal(await statusOf(core.listPodForAllNamespaces()), 403);
+    assert.equal(await statusOf(core.listNamespacedConfigMap({ namespace: "shop" })), 403);
   });
 
   it("the webhook's token lists pods everywhere and patches a node ConfigMap, and may not read a pod by name", async () => {
     const core = webhook.kubeConfig.makeApiClient(CoreV1Api);
-    assert.equal(await status(core.listPodForAllNamespaces()), 200);
+    assert.equal(await statusOf(core.listPodForAllNamespaces()), 200);
     const patch = core.patchNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, name: registrationObjectName("0f6c-uid"), body: { data: { uid: "{}" } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
-    assert.equal(await status(patch), 200);
-    assert.equal(await status(core.readNamespacedSecret({ namespace: SYSTEM_NAMESPACE, name: CERT_SECRET })), 200);
-    assert.equal(await status(core.listNamespacedSecret({ namespace: SYSTEM_NAMESPACE })), 403);
+    assert.equal(await statusOf(patch), 200);
+    assert.equal(await statusOf(core.readNamespacedSecret({ namespace: SYSTEM_NAMESPACE, name: CERT_SECRET })), 200);
+    assert.equal(await statusOf(core.listNamespacedSecret({ namespace: SYSTEM_NAMESPACE })), 403);
   });
 });
 
