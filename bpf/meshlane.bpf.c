@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * meshlane's data path (docs/design.md, "Data path rules"):
- *   connect4/connect6  steer app -> own sidecar (at the pod's own address), and record
+ *   connect4/connect6  steer app -> own sidecar (at 127.0.0.2 or the pod's address), and record
  *                      sidecar -> local pod, which that pod's REDIRECT takes inbound
  *   getpeername4/6,    keep the app's view of a steered socket: the peer it asked for,
  *   getsockname4/6     and the pod's own address
@@ -119,7 +119,6 @@ struct verdict {
 	enum steer steer;
 	__u16 new_port; /* where the server end is: the outbound listener, or the inbound one the destination's REDIRECT sends it to */
 	__u8 pair;      /* both ends may join the sockhash */
-	__u8 show_pod_addr;
 	struct pod_entry *pod;
 };
 
