@@ -101,7 +101,7 @@ export const sockState = struct("sock_state", {
   orig_family: u32,
   orig_ip: addr,
   orig_port: u16,
-  pad: u16,
+  key_port: u16,
 });
 
 export const handoverKey = struct("handover_key", {
