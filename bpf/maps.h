@@ -30,8 +30,19 @@
 #define MESH_CFG_DRAINING (1u << 0)
 
 /* Node-wide: only what is not a pod's setting. Control ports are per pod (PORTS_CONTROL). */
+/* Deepest cgroup level current_pod() ever looks at. */
+#define MESH_MAX_CGROUP_LEVEL 15
+
+/* Node-wide: only what is not a pod's setting. Control ports are per pod (PORTS_CONTROL).
+ * pod_level_min..pod_level_max: the cgroup levels (the root is 0) at which the
+ * loader's pod cgroups can be: kubelet puts them right below kubepods or below its
+ * QoS cgroup. current_pod() looks only there, so a task in no registered pod costs
+ * one or two lookups instead of one per level of its cgroup path. 0 (never written)
+ * is no level at all: nothing is steered and traffic takes iptables. */
 struct mesh_config {
 	__u32 flags;
+	__u32 pod_level_min;
+	__u32 pod_level_max;
 };
 
 /* ---- registered pods: HASH, cgroup id -> pod ---- */

@@ -43,8 +43,6 @@
  * sends the same connection (steer_connect), nor 127.0.0.6, Istio's inbound
  * passthrough source. */
 #define MESH_OUTBOUND_IP4 0x7f000002 /* 127.0.0.2 */
-/* Pod cgroups sit a few levels below the root; containers one or two below them. */
-#define MAX_CGROUP_DEPTH 16
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -61,12 +59,23 @@ static __always_inline struct mesh_config *config(void)
 	return bpf_map_lookup_elem(&mesh_config, &zero);
 }
 
-/* The registered pod the current task belongs to: the nearest ancestor cgroup
- * that the loader registered. Containers live below the pod's cgroup. */
+/* The registered pod the current task belongs to: its ancestor cgroup, at one of
+ * the levels where the loader's pod cgroups are (mesh_config), that the loader
+ * registered. Containers live below the pod's cgroup. */
 static __always_inline struct pod_entry *current_pod(__u64 *cgroup_id)
 {
+	struct mesh_config *cfg = config();
+	if (!cfg)
+		return 0;
+	__u32 min = cfg->pod_level_min, max = cfg->pod_level_max;
+	if (!min || max > MESH_MAX_CGROUP_LEVEL)
+		return 0;
 #pragma unroll
-	for (int level = 1; level < MAX_CGROUP_DEPTH; level++) {
+	for (__u32 level = 1; level <= MESH_MAX_CGROUP_LEVEL; level++) {
+		if (level < min)
+			continue;
+		if (level > max)
+			return 0;
 		__u64 id = bpf_get_current_ancestor_cgroup_id(level);
 		if (!id)
 			return 0;
@@ -605,6 +614,14 @@ static __always_inline void on_passive(struct bpf_sock_ops *skops, struct sock_k
 	pair(skops, k);
 }
 
+static __always_inline int connect_marked(struct bpf_sock *sk)
+{
+	if (!sk)
+		return 0;
+	struct sock_state *st = bpf_sk_storage_get(&mesh_sock_state, sk, 0, 0);
+	return st && (st->flags & (SOCK_PAIRED | SOCK_REDIRECTED));
+}
+
 SEC("sockops")
 int mesh_sockops(struct bpf_sock_ops *skops)
 {
@@ -612,6 +629,10 @@ int mesh_sockops(struct bpf_sock_ops *skops)
 		return 1;
 	__u32 op = skops->op;
 	if (op != BPF_SOCK_OPS_TIMEOUT_INIT && op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+		return 1;
+	/* The connecting end has state only if connect steered or paired it: every
+	 * other socket (all of an unregistered pod's) leaves before the tuple copy. */
+	if (op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB && !connect_marked(skops->sk))
 		return 1;
 	/* One copy of the tuple for all three: the verifier rejects the ctx pointer
 	 * arithmetic the compiler makes when it merges several copies. */
@@ -702,7 +723,7 @@ int mesh_getsockopt(struct bpf_sockopt *ctx)
 	struct sock_state *st = bpf_sk_storage_get(&mesh_sock_state, sk, 0, 0);
 	if (!st || !(st->flags & SOCK_REDIRECTED)) {
 		__u64 pod_id;
-		if (ctx->retval || !current_pod(&pod_id) || !names_itself(ctx, sk))
+		if (ctx->retval || !names_itself(ctx, sk) || !current_pod(&pod_id))
 			return 1;
 		/* Fail as for a socket without a conntrack entry. (Kernels before 5.18
 		 * take only the rejection and report EPERM: a failure all the same.) */

@@ -222,17 +222,17 @@ export class TestNode {
   }
 
   /**
-   * Adds a pod: namespace, veth to the bridge, cgroup kubepods/pod<uid>, Istio's
+   * Adds a pod: namespace, veth to the bridge, cgroup kubepods/[qos/]pod<uid>, Istio's
    * rules (unless iptables is false) and, unless sidecar is false, HAProxy. `uid`
    * names the cgroup (default: a random one); pass the UID an API server gave the pod.
    */
-  async addPod(name: string, opts: { uid?: string; interception?: Partial<Interception>; sidecar?: boolean; sidecarCpus?: string; sidecarOptions?: SidecarOptions; iptables?: boolean; underKubepods?: boolean } = {}): Promise<TestPod> {
+  async addPod(name: string, opts: { uid?: string; interception?: Partial<Interception>; sidecar?: boolean; sidecarCpus?: string; sidecarOptions?: SidecarOptions; iptables?: boolean; underKubepods?: boolean; qos?: "burstable" } = {}): Promise<TestPod> {
     const uid = opts.uid ?? randomUUID();
     const n = this.network.allocateHost();
     const ip = `${SUBNET}.${n}`;
     const ip6 = `${SUBNET6}${n}`;
     const netns = `${this.id}-${name}`;
-    const cgroup = opts.underKubepods === false ? join(this.cgroupRoot, `host-${name}`) : join(this.kubepods, `pod${uid}`);
+    const cgroup = opts.underKubepods === false ? join(this.cgroupRoot, `host-${name}`) : join(this.kubepods, opts.qos ?? "", `pod${uid}`);
     const pod = new TestPod(this, name, uid, ip, ip6, netns, cgroup, { ...defaultInterception(), ...opts.interception });
     this.pods.push(pod);
     mkdirSync(cgroup, { recursive: true });
