@@ -109,7 +109,8 @@ test("a pod whose write fails is undone: new keys deleted, overwritten ones rest
     calls.push(`${op.op} ${op.map}`);
   };
   const problem = applyPod(step, holding(before), maps, failing as never);
-  assert.match(problem!, /^map mesh_pods, key 1: bpf_map_update_elem failed: ENOMEM/);
+  assert.match(problem!.problem, /^map mesh_pods, key 1: bpf_map_update_elem failed: ENOMEM/);
+  assert.equal(problem!.undone, true);
   const portKey = step.puts[0]!.key.toString("hex");
   assert.deepEqual(calls, ["put mesh_ports", `delete mesh_ports ${portKey}`], "the new port rule is taken out again; the pod entry was never changed");
 
