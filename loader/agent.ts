@@ -9,7 +9,8 @@ import { dirname } from "node:path";
 import type { Logger } from "pino";
 import { createMetrics, type LoaderMetrics } from "./metrics.js";
 import { openPinnedMaps, type PinnedMaps } from "./pinned.js";
-import { GONE, NodeSync, type Changes, type SyncReport } from "./sync.js";
+import { mapHandles } from "./map-handle.js";
+import { changedKeys, GONE, NodeSync, type SyncReport } from "./sync.js";
 
 export interface RegistrySource {
   describe(): string;
@@ -46,22 +47,12 @@ export interface Agent {
   stop(): Promise<void>;
 }
 
-/** The registry keys whose documents differ between what was applied and a new read, and those gone. */
-export function changedKeys(applied: ReadonlyMap<string, unknown>, now: Record<string, unknown>): Changes {
-  const changes: Changes = new Map();
-  for (const [key, doc] of Object.entries(now)) {
-    if (!applied.has(key) || JSON.stringify(applied.get(key)) !== JSON.stringify(doc)) changes.set(key, doc);
-  }
-  for (const key of applied.keys()) if (!(key in now)) changes.set(key, GONE);
-  return changes;
-}
-
 export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const resyncMs = opts.resyncMs ?? 10_000;
   const pendingRetryMs = opts.pendingRetryMs ?? 1_000;
   const maps: PinnedMaps = openPinnedMaps(opts.pinDir);
   const metrics: LoaderMetrics = createMetrics(maps.maps);
-  const state = new NodeSync(maps.fds, opts.kubepods);
+  const state = new NodeSync(mapHandles(maps.fds), opts.kubepods);
   let report: SyncReport | null = null;
   let lastError: string | null = null;
   let lastOkAt = 0;

@@ -46,6 +46,16 @@ export const GONE: unique symbol = Symbol("gone");
 /** Registry key → its document now (unvalidated), or GONE. */
 export type Changes = Map<string, unknown>;
 
+/** The registry keys whose documents differ between what was applied and a new read of the whole registry, and those gone. */
+export function changedKeys(applied: ReadonlyMap<string, unknown>, now: Record<string, unknown>): Changes {
+  const changes: Changes = new Map();
+  for (const [key, doc] of Object.entries(now)) {
+    if (!applied.has(key) || JSON.stringify(applied.get(key)) !== JSON.stringify(doc)) changes.set(key, doc);
+  }
+  for (const key of applied.keys()) if (!(key in now)) changes.set(key, GONE);
+  return changes;
+}
+
 export function readContents(maps: PodMaps): Contents {
   const contents = emptyContents();
   for (const map of POD_MAPS) for (const [k, v] of maps[map].rawEntries()) contents[map].set(k.toString("hex"), v.toString("hex"));
@@ -95,7 +105,6 @@ function place(key: string, raw: unknown, find: (uid: string) => string | null, 
  * the maps it keeps. One instance lives as long as the agent.
  */
 export class NodeSync {
-  private readonly maps: PodMaps;
   private readonly raws = new Map<string, unknown>();
   private readonly statuses = new Map<string, PodStatus>();
   private readonly placed = new Map<string, Placed>();
@@ -104,9 +113,10 @@ export class NodeSync {
   /** Null until a full sync, and again after an undo failed (the shadow may be wrong then). */
   private shadow: Shadow | null = null;
 
-  constructor(fds: PodMapFds, private readonly kubepods: string) {
-    this.maps = mapHandles(fds);
-  }
+  constructor(
+    private readonly maps: PodMaps,
+    private readonly kubepods: string,
+  ) {}
 
   /** True until a full sync has read the maps (first, or after a failed undo). */
   needsFull(): boolean {
@@ -255,7 +265,7 @@ export class NodeSync {
 
 /** One full sync of the maps against `registry` (data key → parsed JSON value), as a restarted loader's first. */
 export function reconcile(fds: PodMapFds, kubepods: string, registry: Record<string, unknown>): SyncReport {
-  return new NodeSync(fds, kubepods).full(registry);
+  return new NodeSync(mapHandles(fds), kubepods).full(registry);
 }
 
 /**

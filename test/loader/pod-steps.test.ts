@@ -134,3 +134,20 @@ test("map errors name the map and the key's fields, padding left out", async () 
   assert.equal(describeKey(MAPS.mesh_ports.key.decode(MAPS.mesh_ports.key.encode({ cgroup_id: 42n, port: 22, list: 1 }))), "{cgroup_id: 42, port: 22, list: 1}");
   assert.equal(describeKey(7n), "7");
 });
+
+test("the pods a change can affect: linked through claimed IPs, transitively, also through the IPs a pod had", async () => {
+  const { conflictGroup } = await import("../../loader/pod-steps.js");
+  const ips: Record<string, string[]> = { a: ["1"], b: ["1", "2"], c: ["2"], d: ["3"], e: ["4"] };
+  const claims = new Map<string, Set<string>>();
+  for (const [uid, list] of Object.entries(ips)) for (const ip of list) (claims.get(ip) ?? claims.set(ip, new Set()).get(ip)!).add(uid);
+  const rows: [string[], string[], string[]][] = [
+    [["a"], [], ["a", "b", "c"]],
+    [["d"], [], ["d"]],
+    [[], ["3"], ["d"]],
+    [["e"], ["2"], ["b", "c", "e", "a"]],
+    [[], ["9"], []],
+  ];
+  for (const [changed, addresses, expected] of rows) {
+    assert.deepEqual([...conflictGroup(changed, addresses, claims, (uid) => ips[uid]!)].sort(), expected.sort(), `${changed} ${addresses}`);
+  }
+});
