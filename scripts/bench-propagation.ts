@@ -20,9 +20,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { get as httpGet, type IncomingMessage } from "node:http";
 import { get as httpsGet } from "node:https";
-import { tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CoreV1Api } from "@kubernetes/client-node";
 import { cgroupId } from "../loader/cgroup.js";
@@ -34,6 +33,7 @@ import { ControlPlane, Kubelet } from "../lab/controlplane/index.js";
 import { ServiceProcess } from "../lab/local-cluster.js";
 import { injectedPod, markedPod } from "../lab/marked-pod.js";
 import { Mesh } from "../lab/topology/mesh.js";
+import { cli, REPO } from "./lib/repo.js";
 
 const PODS = 1000;
 const PER_SECOND = 50;
@@ -46,9 +46,6 @@ const DEADLINE_MS = 420_000;
 const MAX_IN_FLIGHT = 25;
 const SETTLE_MS = 3000;
 
-const FROM_SOURCES = import.meta.url.endsWith(".ts");
-const REPO = fileURLToPath(new URL(FROM_SOURCES ? "../" : "../../", import.meta.url));
-const cli = (name: "webhook" | "loader") => (FROM_SOURCES ? ["--import", "tsx", join(REPO, name, "cli.ts")] : [join(REPO, "dist", name, "cli.js")]);
 
 interface Sample {
   name: string;
@@ -142,6 +139,8 @@ async function main(): Promise<void> {
       return { webhook: await of("webhook"), loader: await of("loader") };
     };
 
+    // The load average sets how fast pods arrive and how long each step takes: it goes with every figure.
+    const loadAtStart = loadavg();
     const kubelet = new Kubelet(NODE, { node: cp.node(NODE), scheduler: cp.admin });
     await kubelet.register();
     const idle = await memory();
@@ -226,8 +225,10 @@ async function main(): Promise<void> {
     const withCrowd = await memory();
     const unmarkedPodBytes = Buffer.byteLength(JSON.stringify(await core.readNamespacedPod({ namespace: CROWD_NAMESPACE, name: "crowd-0" })));
 
+    const loadDuring = loadavg();
     const result = {
       at: new Date().toISOString(),
+      machine: { cpus: cpus().length, loadAverage: { beforePods: loadAtStart.map((l) => round(l, 2)), afterPods: loadDuring.map((l) => round(l, 2)), atEnd: loadavg().map((l) => round(l, 2)) } },
       apiserver: "real kube-apiserver + etcd (lab/controlplane), loopback",
       layout: "one ConfigMap per pod (registry/configmap.ts), the loader watching its node's by label selector",
       propagation: {
@@ -268,6 +269,8 @@ async function main(): Promise<void> {
       w(`  ${label.padEnd(31)} ${f(idle[which])}${f(withPods[which])}${f(withCrowd[which])}`);
     }
     w(`pod objects: ${markedPodBytes} bytes marked, ${unmarkedPodBytes} unmarked (JSON); ${UNMARKED_PODS} created in ${round(crowdSeconds)} s`);
+    const la = (l: number[]) => l.map((x) => x.toFixed(1)).join(" ");
+    w(`load average (1, 5, 15 min) on ${cpus().length} CPUs: ${la(loadAtStart)} before the pods, ${la(loadDuring)} after them`);
     w(`results: ${out}`);
   } finally {
     for (const p of processes.reverse()) await p.stop();
