@@ -24,6 +24,9 @@ export interface RegistrySource {
   stop(): void | Promise<void>;
 }
 
+/** How often the state file is rewritten at most. */
+const STATE_FILE_MS = 1_000;
+
 export interface AgentOptions {
   pinDir: string;
   kubepods: string;
@@ -65,6 +68,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   let running: Promise<void> | null = null;
   let resyncTimer: NodeJS.Timeout | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
+
+  const stateFile = throttledStateFile(opts.stateFile, STATE_FILE_MS);
 
   const failed = (reason: string, e: unknown): null => {
     // Nothing was written: the maps keep what they had, and traffic stays accelerated as it was.
@@ -115,7 +120,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     report = r;
     lastError = null;
     lastOkAt = Date.now();
-    writeState(opts.stateFile, r);
+    stateFile.wrote(r);
     if (full) {
       clearTimeout(resyncTimer);
       resyncTimer = setTimeout(() => {
@@ -194,6 +199,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       clearTimeout(retryTimer);
       await running;
       for (const w of waiters.splice(0)) w(null);
+      stateFile.flush();
       await opts.source.stop();
       if (server) await new Promise<void>((r) => server.close(() => r()));
       maps.close();
@@ -218,11 +224,34 @@ function logReport(log: Logger, r: SyncReport, seconds: number): void {
   else log.info(summary, "maps updated");
 }
 
-function writeState(path: string | undefined, report: SyncReport): void {
-  if (!path) return;
-  mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(`${path}.tmp`, JSON.stringify({ at: new Date().toISOString(), pods: report.pods }, null, 2));
-  renameSync(`${path}.tmp`, path);
+/**
+ * The state file, written at most every `everyMs` (the last report always ends up in
+ * it): at 1,000 pods it is about 250 KiB of JSON, which is more than a sync of one
+ * change costs, and `meshlane-loader status` needs it only for names.
+ */
+function throttledStateFile(path: string | undefined, everyMs: number): { wrote(report: SyncReport): void; flush(): void } {
+  let lastAt = 0;
+  let due: SyncReport | null = null;
+  let timer: NodeJS.Timeout | undefined;
+  const flush = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (!path || !due) return;
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(`${path}.tmp`, JSON.stringify({ at: new Date().toISOString(), pods: due.pods }, null, 2));
+    renameSync(`${path}.tmp`, path);
+    due = null;
+    lastAt = Date.now();
+  };
+  return {
+    wrote(report) {
+      due = report;
+      const wait = lastAt + everyMs - Date.now();
+      if (wait <= 0) flush();
+      else timer ??= setTimeout(flush, wait);
+    },
+    flush,
+  };
 }
 
 function serve(

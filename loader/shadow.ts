@@ -44,6 +44,31 @@ export class Shadow {
     return this.contents[map].size;
   }
 
+  /**
+   * Makes the shadow equal to what the maps were read to hold, and returns the cgroups
+   * whose entries differed (written or deleted by someone else, or lost): their pods
+   * are planned again.
+   */
+  align(actual: Contents): Set<bigint> {
+    const differ = new Set<bigint>();
+    for (const map of POD_MAPS) {
+      const known = this.contents[map];
+      const gone = [...known].filter(([k]) => !actual[map].has(k));
+      for (const [k, v] of gone) {
+        differ.add(owner(map, k, v));
+        this.delete(map, k);
+      }
+      for (const [k, v] of actual[map]) {
+        const before = known.get(k);
+        if (before === v) continue;
+        if (before !== undefined) differ.add(owner(map, k, before));
+        differ.add(owner(map, k, v));
+        this.put(map, k, v);
+      }
+    }
+    return differ;
+  }
+
   /** Everything, as hex key → hex value: what a full plan compares against. */
   all(): Contents {
     const copy = emptyContents();

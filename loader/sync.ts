@@ -8,6 +8,7 @@
 // fit the room left, or whose write fails, is left as it was (its own writes
 // undone) and reported; every other pod is applied all the same.
 
+import { statSync } from "node:fs";
 import { parseRegistration, RegistrationError, type ParsedRegistration } from "../registry/document.js";
 import { cgroupId, findPodCgroup, podCgroupIndex } from "./cgroup.js";
 import { MapError, mapHandles, type MapHandles } from "./map-handle.js";
@@ -134,12 +135,18 @@ export class NodeSync {
   }
 
   /**
-   * Reads the maps and plans every registration against them. Throws only before its
-   * first write (the maps cannot be read); after that every failure is per pod or
-   * per entry and is in the report.
+   * Reads the maps as the truth. The first time (and after an undo that failed) every
+   * registration is planned against them; after that the shadow is aligned with them,
+   * and planned again are the pods whose document changed, whose entries differed,
+   * whose cgroup is gone or was recreated, that wait for their cgroup, or that did not
+   * fit or failed: the same outcome at a fraction of the cost. Throws only before its
+   * first write (the maps cannot be read); after that every failure is per pod or per
+   * entry and is in the report.
    */
   full(registry: Record<string, unknown>): SyncReport {
-    const shadow = Shadow.of(readContents(this.maps));
+    const actual = readContents(this.maps);
+    if (this.shadow) return this.resync(this.shadow, actual, registry);
+    const shadow = Shadow.of(actual);
     this.shadow = shadow;
     this.raws.clear();
     this.statuses.clear();
@@ -149,14 +156,33 @@ export class NodeSync {
     return this.sync(new Map(Object.entries(registry)), (uid) => findPodCgroup(this.kubepods, uid, index), shadow, true);
   }
 
+  private resync(shadow: Shadow, actual: Contents, registry: Record<string, unknown>): SyncReport {
+    const differ = shadow.align(actual);
+    const changes = changedKeys(this.raws, registry);
+    const byCgroup = new Map([...this.placed].map(([uid, p]) => [p.placement.cgroupId, uid]));
+    const again = (uid: string) => {
+      if (!changes.has(uid) && uid in registry) changes.set(uid, registry[uid]);
+    };
+    for (const id of differ) {
+      const uid = byCgroup.get(id);
+      if (uid !== undefined) again(uid);
+    }
+    for (const [uid, status] of this.statuses) {
+      const p = this.placed.get(uid);
+      const moved = p && statSync(p.registered.cgroup!, { bigint: true, throwIfNoEntry: false })?.ino !== p.placement.cgroupId;
+      if (moved || status.state === "pending-cgroup" || status.state === "not-applied") again(uid);
+    }
+    return this.sync(changes, (uid) => findPodCgroup(this.kubepods, uid), shadow, false, differ);
+  }
+
   /** Applies changed registrations against the shadow. Needs a full sync first (needsFull()). */
   update(changes: Changes): SyncReport {
     if (!this.shadow) throw new Error("the maps have not been read yet (or an undo failed): a full sync is needed first");
     return this.sync(changes, (uid) => findPodCgroup(this.kubepods, uid), this.shadow, false);
   }
 
-  private sync(changes: Changes, find: (uid: string) => string | null, shadow: Shadow, full: boolean): SyncReport {
-    const owners = new Set<bigint>();
+  /** `owners`: cgroups whose entries are looked at in any case (a resync's that differed: stale ones go). */
+  private sync(changes: Changes, find: (uid: string) => string | null, shadow: Shadow, full: boolean, owners = new Set<bigint>()): SyncReport {
     const addresses: string[] = [];
     for (const [key, raw] of changes) {
       const before = this.placed.get(key);

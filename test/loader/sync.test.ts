@@ -99,6 +99,8 @@ test("each change, applied alone, leaves maps and states as a full sync of the r
     assert.deepEqual(states(r), states(full), `${step.name}: states`);
     assert.deepEqual([full.writes, full.deletes], [0, 0], `${step.name}: a full sync finds nothing to write`);
     assert.deepEqual(dump(fresh), dump(maps), step.name);
+    const resync = sync.full(registry);
+    assert.deepEqual([resync.writes, resync.deletes, states(resync)], [0, 0, states(full)], `${step.name}: a resync finds nothing to do`);
   }
   assert.deepEqual(dump(maps), dump(memory()), "empty at the end");
 });
@@ -118,6 +120,30 @@ test("a change touches only its own pod's entries, and a full sync repairs what 
   const repaired = sync.full({ p1: doc("p1", ["10.1.0.1"]), p2: doc("p2", ["10.1.0.2"]) });
   assert.equal(repaired.writes, 2, "both IPs written back");
   assert.equal(maps.mesh_pod_ips.entries.size, 2);
+});
+
+test("a resync reads the maps and cgroups as the truth: foreign entries go, lost ones come back, a vanished cgroup is seen", () => {
+  for (const uid of ["r1", "r2"]) cgroup(uid);
+  const maps = memory();
+  const sync = new NodeSync(maps as unknown as PodMaps, kubepods);
+  const registry = { r1: doc("r1", ["10.3.0.1"], { excludeOutboundPorts: [22] }), r2: doc("r2", ["10.3.0.2"]) };
+  sync.full(registry);
+  const before = dump(maps);
+  // Someone else's entries (a cgroup no registration has) and one of r1's lost.
+  const foreign = copy(maps);
+  const other = new NodeSync(foreign as unknown as PodMaps, kubepods);
+  cgroup("x9");
+  other.full({ x9: doc("x9", ["10.3.0.9"], { excludeOutboundPorts: [99] }) });
+  for (const map of POD_MAPS) for (const [k, v] of foreign[map].entries) maps[map].entries.set(k, v);
+  maps.mesh_ports.entries.delete([...maps.mesh_ports.entries.keys()].find((k) => !foreign.mesh_ports.entries.has(k))!);
+  const r = sync.full(registry);
+  assert.ok(r.deletes >= 3 && r.writes === 1, `x9's entries deleted, r1's rule written back (${r.writes} written, ${r.deletes} deleted)`);
+  assert.deepEqual(dump(maps), before);
+  rmSync(join(kubepods, "podr2"), { recursive: true });
+  const gone = sync.full(registry);
+  assert.equal(states(gone).r2, "pending-cgroup/no-cgroup");
+  assert.deepEqual(gone.touched, ["r2"], "only the pod whose cgroup went is planned");
+  assert.equal(maps.mesh_pods.entries.size, 1);
 });
 
 test("a failed write is undone and leaves the pod as it was; a failed undo makes the next sync a full one", () => {
