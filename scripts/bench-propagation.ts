@@ -268,6 +268,8 @@ async function main(): Promise<void> {
         objectBytes,
         loaderSyncs: gauge(loaderText, "meshlane_syncs_total"),
         loaderSyncMeanMs: round((1000 * gauge(loaderText, "meshlane_sync_duration_seconds_sum")) / gauge(loaderText, "meshlane_sync_duration_seconds_count"), 2),
+        /** Syncs that took at most `le` seconds (cumulative, the loader's histogram): changes and resyncs together. */
+        loaderSyncsAtMostSeconds: Object.fromEntries([...loaderText.matchAll(/^meshlane_sync_duration_seconds_bucket\{le="([^"]+)"\} (\S+)$/gm)].map((m) => [m[1]!, Number(m[2])])),
         registrarWriteRequests: gauge(webhookText, "meshlane_registrar_write_duration_seconds_count"),
       },
       memoryMiB: { idle, [`with${PODS}Pods`]: withPods, [`plus${UNMARKED_PODS}Unmarked`]: withCrowd },
@@ -285,7 +287,7 @@ async function main(): Promise<void> {
     w(`  of which IP → registry object (registrar): p50 ${p.split.ipToObjectMs.p50} ms, p99 ${p.split.ipToObjectMs.p99} ms; registry object → map entry (loader): p50 ${p.split.objectToMapMs.p50} ms, p99 ${p.split.objectToMapMs.p99} ms`);
     const c = result.perWrite;
     w(`registrar: ${c.writes} writes of one ${objectBytes}-byte object each, ${c.meanMs} ms on average (first 100: ${c.first100MeanMs} ms, last 100: ${c.last100MeanMs} ms)`);
-    w(`loader: ${c.loaderSyncs} map syncs, ${c.loaderSyncMeanMs} ms each on average`);
+    w(`loader: ${c.loaderSyncs} map syncs, ${c.loaderSyncMeanMs} ms each on average; at most (s) → syncs: ${Object.entries(c.loaderSyncsAtMostSeconds).map(([le, n]) => `${le} → ${n}`).join(", ")}`);
     w(`memory (RSS / heap used, MiB)     idle            ${PODS} marked pods   + ${UNMARKED_PODS} unmarked pods`);
     for (const [label, which] of [["webhook + registrar", "webhook"], ["loader", "loader"]] as const) {
       const f = (m: { rssMiB: number; heapMiB: number }) => `${m.rssMiB} / ${m.heapMiB}`.padEnd(18);
