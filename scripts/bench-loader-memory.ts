@@ -41,6 +41,26 @@ function procMemory(pid: number): { rss: number; peak: number } {
   return { rss: kib("VmRSS"), peak: kib("VmHWM") };
 }
 
+/** Pod creations that failed once and were tried again (the local cluster's webhooks drop a call now and then under load). */
+let retries = 0;
+
+/**
+ * A pod creation, tried up to three times: a failed admission call creates nothing, so
+ * trying again is safe, and one dropped call must not end a run of 1,000 pods.
+ */
+async function retried<T>(what: string, attempt: () => Promise<T>, tries = 3): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await attempt();
+    } catch (e) {
+      if (i >= tries) throw new Error(`${what}: ${tries} attempts failed, the last with: ${(e as Error).message}`);
+      retries++;
+      process.stderr.write(`${what}: attempt ${i} failed (${(e as Error).message.split("\n")[0]}); trying again\n`);
+      await sleep(500 * i);
+    }
+  }
+}
+
 interface Step {
   pods: number;
   rssMiB: number;
@@ -66,6 +86,7 @@ async function main(): Promise<void> {
       loadAverage: { atStart: startLoad.map((l) => Math.round(l * 100) / 100), atEnd: loadavg().map((l) => Math.round(l * 100) / 100) },
       podsPerSecond: PER_SECOND,
       settleMs: SETTLE_MS,
+      retriedCreations: retries,
       runs,
     };
     mkdirSync(dirname(OUT), { recursive: true });
@@ -114,7 +135,7 @@ async function measure(mesh: Mesh, cluster: LocalCluster, measured: (step: Step)
       while (inFlight >= MAX_IN_FLIGHT) await new Promise<void>((resolve) => turns.push(resolve));
       inFlight++;
       try {
-        const pod = await cluster.createPod(NAMESPACE, `pod-${i}`);
+        const pod = await retried(`creating pod-${i}`, () => cluster.createPod(NAMESPACE, `pod-${i}`));
         mkdirSync(join(mesh.node.kubepods, `pod${pod.metadata!.uid}`));
         await cluster.runPod(NAMESPACE, `pod-${i}`, [podIp(i)]);
       } finally {
