@@ -153,6 +153,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         waiters = [];
         const r = await once();
         for (const w of waiting) w(r);
+        retryPending();
         if (!r) {
           ok = false;
           break;
@@ -164,7 +165,6 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         clearTimeout(resyncTimer);
         resyncTimer = setTimeout(kick, resyncMs);
       }
-      retryPending();
     });
   };
 
