@@ -41,12 +41,13 @@ function procMemory(pid: number): { rss: number; peak: number } {
   return { rss: kib("VmRSS"), peak: kib("VmHWM") };
 }
 
-/** Pod creations that failed once and were tried again (the local cluster's webhooks drop a call now and then under load). */
+/** Calls to the API server that failed once and were tried again (under load the local cluster drops one now and then). */
 let retries = 0;
 
 /**
- * A pod creation, tried up to three times: a failed admission call creates nothing, so
- * trying again is safe, and one dropped call must not end a run of 1,000 pods.
+ * A pod's creation or its status update, tried up to three times: a failed admission
+ * call creates nothing and a status update can be repeated, so trying again is safe,
+ * and one dropped call must not end a run of 1,000 pods.
  */
 async function retried<T>(what: string, attempt: () => Promise<T>, tries = 3): Promise<T> {
   for (let i = 1; ; i++) {
@@ -86,7 +87,7 @@ async function main(): Promise<void> {
       loadAverage: { atStart: startLoad.map((l) => Math.round(l * 100) / 100), atEnd: loadavg().map((l) => Math.round(l * 100) / 100) },
       podsPerSecond: PER_SECOND,
       settleMs: SETTLE_MS,
-      retriedCreations: retries,
+      retriedCalls: retries,
       runs,
     };
     mkdirSync(dirname(OUT), { recursive: true });
@@ -137,7 +138,7 @@ async function measure(mesh: Mesh, cluster: LocalCluster, measured: (step: Step)
       try {
         const pod = await retried(`creating pod-${i}`, () => cluster.createPod(NAMESPACE, `pod-${i}`));
         mkdirSync(join(mesh.node.kubepods, `pod${pod.metadata!.uid}`));
-        await cluster.runPod(NAMESPACE, `pod-${i}`, [podIp(i)]);
+        await retried(`reporting pod-${i}'s IP`, () => cluster.runPod(NAMESPACE, `pod-${i}`, [podIp(i)]));
       } finally {
         inFlight--;
         turns.shift()?.();
