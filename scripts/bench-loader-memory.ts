@@ -45,11 +45,11 @@ function procMemory(pid: number): { rss: number; peak: number } {
 let retries = 0;
 
 /**
- * A pod's creation or its status update, tried up to three times: a failed admission
+ * A pod's creation or its status update, tried up to five times: a failed admission
  * call creates nothing and a status update can be repeated, so trying again is safe,
  * and one dropped call must not end a run of 1,000 pods.
  */
-async function retried<T>(what: string, attempt: () => Promise<T>, tries = 3): Promise<T> {
+async function retried<T>(what: string, attempt: () => Promise<T>, tries = 5): Promise<T> {
   for (let i = 1; ; i++) {
     try {
       return await attempt();
@@ -57,7 +57,7 @@ async function retried<T>(what: string, attempt: () => Promise<T>, tries = 3): P
       if (i >= tries) throw new Error(`${what}: ${tries} attempts failed, the last with: ${(e as Error).message}`);
       retries++;
       process.stderr.write(`${what}: attempt ${i} failed (${(e as Error).message.split("\n")[0]}); trying again\n`);
-      await sleep(500 * i);
+      await sleep(1000 * i);
     }
   }
 }
