@@ -31,15 +31,20 @@ export function podCgroupNames(podUid: string): string[] {
   return [`pod${podUid}`, ...["", "burstable-", "besteffort-"].map((qos) => `kubepods-${qos}pod${underscored}.slice`)];
 }
 
+/** Names of the QoS cgroups below kubepods, for both drivers: where Burstable and BestEffort pods' cgroups are. */
+const QOS_DIR = /^(kubepods-)?(burstable|besteffort)(\.slice)?$/;
+/** Where a pod's cgroup can be, relative to kubepods: kubepods itself (Guaranteed), then every name QOS_DIR accepts. */
+const POD_PARENTS = ["", ...["", "kubepods-"].flatMap((p) => ["burstable", "besteffort"].flatMap((q) => ["", ".slice"].map((s) => `${p}${q}${s}`)))];
+
 /**
  * Every directory below kubepods and below its burstable/besteffort QoS cgroups, by
- * name: where pods' cgroups are. Read once per reconcile, so finding n pods costs one
- * pass over the directories rather than n.
+ * name: where pods' cgroups are. Read once per full reconcile, so finding n pods costs
+ * one pass over the directories rather than n.
  */
 export function podCgroupIndex(kubepods: string): Map<string, string> {
   const dirs = [kubepods];
   for (const entry of safeReaddir(kubepods)) {
-    if (/^(kubepods-)?(burstable|besteffort)(\.slice)?$/.test(entry)) dirs.push(join(kubepods, entry));
+    if (QOS_DIR.test(entry)) dirs.push(join(kubepods, entry));
   }
   const index = new Map<string, string>();
   for (const dir of dirs) {
@@ -51,13 +56,26 @@ export function podCgroupIndex(kubepods: string): Map<string, string> {
 /**
  * Finds a pod's cgroup below kubepods: directly (Guaranteed QoS) or one level down
  * in the burstable/besteffort QoS cgroups. Null while kubelet has not created it yet.
+ * With an index (podCgroupIndex) it is looked up there; without, the few places it
+ * can be are tried, so one pod costs the same whatever the node's pod count.
  */
-export function findPodCgroup(kubepods: string, podUid: string, index = podCgroupIndex(kubepods)): string | null {
+export function findPodCgroup(kubepods: string, podUid: string, index?: Map<string, string>): string | null {
   for (const name of podCgroupNames(podUid)) {
-    const dir = index.get(name);
-    if (dir) return dir;
+    if (index) {
+      const dir = index.get(name);
+      if (dir) return dir;
+      continue;
+    }
+    for (const parent of POD_PARENTS) {
+      const dir = join(kubepods, parent, name);
+      if (isDirectory(dir)) return dir;
+    }
   }
   return null;
+}
+
+function isDirectory(path: string): boolean {
+  return statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
 }
 
 function safeReaddir(dir: string): string[] {

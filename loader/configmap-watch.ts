@@ -12,6 +12,8 @@ export interface ConfigMapWatch {
   synced(): boolean;
   /** The objects as last seen. */
   objects(): Iterable<ConfigMapLike>;
+  /** One of them by name, as last seen. */
+  get(name: string): ConfigMapLike | undefined;
   /** Resolves after the first list was tried (whether or not it worked). */
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -21,7 +23,8 @@ export interface ConfigMapWatchOptions {
   endpoint: KubeEndpoint;
   namespace: string;
   labelSelector: string;
-  onChange: () => void;
+  /** With the object an event was about (as it was then); without one after a new list, when any may have changed. */
+  onChange: (changed?: ConfigMapLike) => void;
   onError: (error: Error, retryInMs: number) => void;
   retryMinMs?: number;
   retryMaxMs?: number;
@@ -80,10 +83,11 @@ export function watchConfigMaps(opts: ConfigMapWatchOptions): ConfigMapWatch {
       version = event.object.metadata?.resourceVersion ?? version;
       if (event.type === "BOOKMARK") continue;
       const name = event.object.metadata?.name ?? "";
+      const object = kept(event.object);
       if (event.type === "DELETED") objects.delete(name);
-      else objects.set(name, kept(event.object));
+      else objects.set(name, object);
       failures = 0;
-      opts.onChange();
+      opts.onChange(object);
     }
     return version;
   };
@@ -119,6 +123,7 @@ export function watchConfigMaps(opts: ConfigMapWatchOptions): ConfigMapWatch {
   return {
     synced: () => synced,
     objects: () => objects.values(),
+    get: (name) => objects.get(name),
     start: () =>
       new Promise<void>((resolve) => {
         running = run(resolve);

@@ -71,7 +71,9 @@ export function createMetrics(maps: MapHandles): LoaderMetrics {
       for (const [state, reasons] of Object.entries(POD_REASONS) as [PodState, readonly string[]][]) {
         for (const reason of reasons) pods.set({ state, reason }, report.pods.filter((p) => p.state === state && p.reason === reason).length);
       }
-      for (const p of report.pods) if (p.state === "invalid" || p.state === "conflict" || p.state === "not-applied") errors.inc({ reason: p.reason });
+      // Per sync that planned the pod: a change syncs only the pods it affects, a full sync all of them.
+      const touched = new Set(report.touched);
+      for (const p of report.pods) if (touched.has(p.uid) && (p.state === "invalid" || p.state === "conflict" || p.state === "not-applied")) errors.inc({ reason: p.reason });
       notWritten.inc(report.notWritten.reduce((n, w) => n + w.entries, 0));
     },
     recordSyncError(reason) {

@@ -102,3 +102,29 @@ export function shortfall(newKeys: PerMap, free: PerMap): { map: PodMap; need: n
   for (const map of POD_MAPS) if (newKeys[map] > free[map]) return { map, need: newKeys[map], free: free[map] };
   return null;
 }
+
+/**
+ * The pods whose outcome a change of `changed` can alter: the changed pods and every
+ * pod linked to them through a claimed IP, transitively (`addresses` holds the
+ * changed pods' IPs before and after). Whether a pod is in conflict depends on
+ * every claimant of its IPs (the earliest UID wins), and a pod left out frees its
+ * other IPs for their other claimants; outside this group nothing can change.
+ * `claims` is IP → the placed pods that claim it; `ipsOf` a placed pod's IPs.
+ */
+export function conflictGroup(changed: Iterable<string>, addresses: Iterable<string>, claims: ReadonlyMap<string, ReadonlySet<string>>, ipsOf: (uid: string) => readonly string[]): Set<string> {
+  const group = new Set<string>(changed);
+  const seen = new Set<string>();
+  const todo = [...addresses];
+  for (const uid of group) todo.push(...ipsOf(uid));
+  while (todo.length) {
+    const ip = todo.pop()!;
+    if (seen.has(ip)) continue;
+    seen.add(ip);
+    for (const uid of claims.get(ip) ?? []) {
+      if (group.has(uid)) continue;
+      group.add(uid);
+      todo.push(...ipsOf(uid));
+    }
+  }
+  return group;
+}

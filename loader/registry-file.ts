@@ -1,6 +1,8 @@
 // Standalone mode's registry: a JSON file holding the same key → document map
-// as a node's ConfigMap. Watched through its directory, so editors and
-// `mv new old` (which replace the inode) are seen as well as in-place writes.
+// as a node's registry objects. Watched through its directory, so editors and
+// `mv new old` (which replace the inode) are seen as well as in-place writes. A
+// change names no keys (the agent compares the documents) and read() always answers
+// with the whole file.
 
 import { readFileSync, watch, type FSWatcher } from "node:fs";
 import { basename, dirname } from "node:path";

@@ -231,7 +231,8 @@ export class ControlPlane {
         if (error) reject(new Error(`kubectl ${args.join(" ")}: ${stderr.trim() || error.message}`));
         else resolve(stdout);
       });
-      if (options.input !== undefined) child.stdin!.end(options.input);
+      // A kubectl that exits before reading its input (EPIPE) is reported by the callback above, with its stderr.
+      if (options.input !== undefined) child.stdin!.on("error", () => undefined).end(options.input);
     });
   }
 

@@ -83,6 +83,8 @@ describe("loader run (standalone)", () => {
     await until("b is registered", () => podsInMap() === 2);
     write(mesh.node.registrations([b]));
     await until("a is removed", () => podsInMap() === 1);
+    // The state file follows within a second (it is rewritten at most once a second).
+    await until("the state file names b alone", () => readStatus(mesh.pinDir, stateFile).pods.length === 1 && readStatus(mesh.pinDir, stateFile).pods[0]!.name === "b");
     const status = readStatus(mesh.pinDir, stateFile);
     assert.deepEqual(status.pods.map((p) => [p.name, [...p.ips].sort()]), [["b", [b.ip, b.ip6].sort()]]);
   });

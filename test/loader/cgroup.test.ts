@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { findCgroup2Mount, findKubepods, findPodCgroup } from "../../loader/cgroup.js";
+import { findCgroup2Mount, findKubepods, findPodCgroup, podCgroupIndex } from "../../loader/cgroup.js";
 import { parseMountinfo } from "../../loader/mounts.js";
 
 test("cgroup2 mount point comes from mountinfo, also on hybrid hosts", () => {
@@ -16,7 +16,7 @@ test("cgroup2 mount point comes from mountinfo, also on hybrid hosts", () => {
   assert.equal(findCgroup2Mount(parseMountinfo("30 25 0:27 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory")), null);
 });
 
-test("pod cgroups are found for the cgroupfs and systemd drivers in every QoS class", () => {
+test("pod cgroups are found for the cgroupfs and systemd drivers in every QoS class, one at a time and through the index", () => {
   const root = mkdtempSync(join(tmpdir(), "cg-"));
   try {
     const uid = "0f3c9a62-1b2c-4d5e-8f90-123456789abc";
@@ -36,6 +36,9 @@ test("pod cgroups are found for the cgroupfs and systemd drivers in every QoS cl
       assert.equal(findKubepods(root), join(root, top));
       assert.equal(findPodCgroup(join(root, top), uid), join(root, path), path);
       assert.equal(findPodCgroup(join(root, top), "11111111-2222-3333-4444-555555555555"), null);
+      const index = podCgroupIndex(join(root, top));
+      assert.equal(findPodCgroup(join(root, top), uid, index), join(root, path), `${path}, indexed`);
+      assert.equal(findPodCgroup(join(root, top), "11111111-2222-3333-4444-555555555555", index), null);
     }
   } finally {
     rmSync(root, { recursive: true, force: true });

@@ -109,7 +109,8 @@ test("a pod whose write fails is undone: new keys deleted, overwritten ones rest
     calls.push(`${op.op} ${op.map}`);
   };
   const problem = applyPod(step, holding(before), maps, failing as never);
-  assert.match(problem!, /^map mesh_pods, key 1: bpf_map_update_elem failed: ENOMEM/);
+  assert.match(problem!.problem, /^map mesh_pods, key 1: bpf_map_update_elem failed: ENOMEM/);
+  assert.equal(problem!.undone, true);
   const portKey = step.puts[0]!.key.toString("hex");
   assert.deepEqual(calls, ["put mesh_ports", `delete mesh_ports ${portKey}`], "the new port rule is taken out again; the pod entry was never changed");
 
@@ -132,4 +133,21 @@ test("map errors name the map and the key's fields, padding left out", async () 
   const { describeKey } = await import("../../loader/map-handle.js");
   assert.equal(describeKey(MAPS.mesh_ports.key.decode(MAPS.mesh_ports.key.encode({ cgroup_id: 42n, port: 22, list: 1 }))), "{cgroup_id: 42, port: 22, list: 1}");
   assert.equal(describeKey(7n), "7");
+});
+
+test("the pods a change can affect: linked through claimed IPs, transitively, also through the IPs a pod had", async () => {
+  const { conflictGroup } = await import("../../loader/pod-steps.js");
+  const ips: Record<string, string[]> = { a: ["1"], b: ["1", "2"], c: ["2"], d: ["3"], e: ["4"] };
+  const claims = new Map<string, Set<string>>();
+  for (const [uid, list] of Object.entries(ips)) for (const ip of list) (claims.get(ip) ?? claims.set(ip, new Set()).get(ip)!).add(uid);
+  const rows: [string[], string[], string[]][] = [
+    [["a"], [], ["a", "b", "c"]],
+    [["d"], [], ["d"]],
+    [[], ["3"], ["d"]],
+    [["e"], ["2"], ["b", "c", "e", "a"]],
+    [[], ["9"], []],
+  ];
+  for (const [changed, addresses, expected] of rows) {
+    assert.deepEqual([...conflictGroup(changed, addresses, claims, (uid) => ips[uid]!)].sort(), expected.sort(), `${changed} ${addresses}`);
+  }
 });

@@ -54,6 +54,8 @@ describe("registry objects as the loader's source", () => {
   let core: CoreV1Api;
   let source: RegistrySource;
   let changes = 0;
+  /** The keys each change named (undefined: any may have changed, after a list). */
+  const named: (readonly string[] | undefined)[] = [];
   const create = (node: string, uid: string, document: string) => core.createNamespacedConfigMap({ namespace: REGISTRY_NAMESPACE, body: registrationObject(node, uid, document) });
   const patch = (uid: string, document: string) =>
     core.patchNamespacedConfigMap({ namespace: REGISTRY_NAMESPACE, name: registrationObjectName(uid), body: { data: { registration: document } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
@@ -74,7 +76,10 @@ describe("registry objects as the loader's source", () => {
 
   test("read() fails until the first list, then no objects is an empty registry", async () => {
     assert.throws(() => source.read(), /registry objects app\.kubernetes\.io\/part-of=meshlane,meshlane\.io\/node=node-a in meshlane-system at https:\/\/127\.0\.0\.1:\d+ have not been listed yet/);
-    await source.start(() => changes++);
+    await source.start((keys) => {
+      changes++;
+      named.push(keys);
+    });
     assert.deepEqual(await source.read(), {});
   });
 
@@ -89,6 +94,8 @@ describe("registry objects as the loader's source", () => {
     await patch("uid-a", "{not json");
     await until("the garbled document is seen", async () => (await source.read())["uid-a"] === "{not json");
     assert.equal(changes, seen + 1, "one change: node-b's object is not watched");
+    assert.deepEqual(named.at(-1), ["uid-a"], "the change names the one key it changed");
+    assert.deepEqual(await source.read(["uid-a", "uid-b", "uid-none"]), { "uid-a": "{not json" }, "read by keys: only this node's, only those that exist");
   });
 
   test("keeps following after its connections to the API server are cut; a deleted object leaves the registry", async () => {
@@ -97,6 +104,8 @@ describe("registry objects as the loader's source", () => {
     await until("an object created after the watch broke is seen", async () => "uid-later" in (await source.read()));
     await core.deleteNamespacedConfigMap({ namespace: REGISTRY_NAMESPACE, name: registrationObjectName("uid-a") });
     await until("the deletion is seen", async () => !("uid-a" in (await source.read())));
+    await until("the deletion names its key", () => named.at(-1)?.join() === "uid-a");
+    assert.deepEqual(await source.read(["uid-a"]), {}, "a deleted key is absent from a read by keys");
     assert.deepEqual(Object.keys(await source.read()), ["uid-later"]);
   });
 });
