@@ -16,3 +16,8 @@ function findRoot(): string {
 }
 
 export const REPO = findRoot();
+
+/** How to start one of meshlane's command lines: as TypeScript from the sources (under tsx), as JavaScript from dist/. */
+export function cliCommand(cli: "webhook" | "loader"): string[] {
+  return import.meta.url.endsWith(".ts") ? ["--import", "tsx", join(REPO, cli, "cli.ts")] : [join(REPO, "dist", cli, "cli.js")];
+}

@@ -19,7 +19,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { LocalCluster } from "../lab/local-cluster.js";
 import { metricValue as gauge, podIp, withNodeCluster } from "../lab/node-cluster.js";
 import type { Mesh } from "../lab/topology/mesh.js";
-import { REPO } from "./lib/repo.js";
+import { REPO } from "../lab/repo.js";
 
 const STEPS = [0, 100, 1000];
 /** The DaemonSet's NODE_OPTIONS for the loader: a small young generation (see docs/loader.md, Memory). */

@@ -33,7 +33,7 @@ import { ControlPlane, Kubelet } from "../lab/controlplane/index.js";
 import { ServiceProcess } from "../lab/local-cluster.js";
 import { injectedPod, markedPod } from "../lab/marked-pod.js";
 import { Mesh } from "../lab/topology/mesh.js";
-import { cli, REPO } from "./lib/repo.js";
+import { cliCommand, REPO } from "../lab/repo.js";
 
 const PODS = 1000;
 const PER_SECOND = 50;
@@ -117,14 +117,14 @@ async function main(): Promise<void> {
     // Production resync periods: a resync lists every marked pod, which is not what is measured here.
     const certDir = join(workDir, "webhook-certs");
     const webhook = ServiceProcess.spawn("meshlane-webhook", [
-      ...cli("webhook"), "serve", "--self-signed", "--cert-dir", certDir, "--san", "localhost", "--port", "0", "--host", "127.0.0.1",
+      ...cliCommand("webhook"), "serve", "--self-signed", "--cert-dir", certDir, "--san", "localhost", "--port", "0", "--host", "127.0.0.1",
       "--audit-log", join(workDir, "audit.log"), "--registrar", "--registrar-resync", "1m", "--kubeconfig", await kubeconfig("meshlane-webhook"),
     ]);
     processes.push(webhook);
     const webhookPort = Number((await webhook.waitFor(/"port":(\d+)[^\n]*"msg":"meshlane webhook listening/, 60_000))[1]);
     await webhook.waitFor(/"msg":"registrar running"/, 60_000);
     const loader = ServiceProcess.spawn("meshlane-loader", [
-      ...cli("loader"), "run", "--node", NODE, "--kubeconfig", await kubeconfig("meshlane-loader"), "--pin-dir", mesh.pinDir, "--kubepods", mesh.node.kubepods,
+      ...cliCommand("loader"), "run", "--node", NODE, "--kubeconfig", await kubeconfig("meshlane-loader"), "--pin-dir", mesh.pinDir, "--kubepods", mesh.node.kubepods,
       "--listen", "127.0.0.1:0", "--resync", "10",
     ]);
     processes.push(loader);
