@@ -120,17 +120,19 @@ describe("two nodes on one machine", { timeout: 240_000 }, () => {
     await podOn(b, "b-server", true);
     await podOn(b, "b-client");
 
+    const known = (n: Node) => readStatus(n.mesh.pinDir, cluster.node(n.name).loaderStateFile).pods.map((p) => p.uid).sort();
     for (const n of nodes) {
       const uids = n.pods.map((p) => p.uid).sort();
       await until(`${n.name}'s registrations are its pods`, async () => (await cluster.nodeRegistry(n.name)).map((r) => r.uid).sort().join() === uids.join());
       await until(`${n.name}'s loader mapped its pods`, () => mapped(n).cgroups.length === n.pods.length);
+      // The loader writes its state file at most once a second.
+      await until(`${n.name}'s loader state names its pods`, () => known(n).every((uid) => uid !== undefined) && known(n).length === n.pods.length);
     }
     // A loader that also took the other node's registrations would hold their IPs (or
     // report them pending a cgroup that never appears under its kubepods).
     for (const n of nodes) {
       assert.deepEqual(mapped(n), expected(n.pods), `${n.name}'s maps hold its own pods and nothing else`);
-      const known = readStatus(n.mesh.pinDir, cluster.node(n.name).loaderStateFile).pods.map((p) => p.uid).sort();
-      assert.deepEqual(known, n.pods.map((p) => p.uid).sort(), `${n.name}'s loader knows only its own pods`);
+      assert.deepEqual(known(n), n.pods.map((p) => p.uid).sort(), `${n.name}'s loader knows only its own pods`);
     }
   });
 
