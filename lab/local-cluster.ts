@@ -23,7 +23,7 @@ import { istioInjector, type SidecarInjector } from "./istio-injector-webhook.js
 import { closedPort } from "./ports.js";
 import { until } from "./until.js";
 import { find, loadManifest } from "../test/manifests/manifest.js";
-import { REPO } from "./repo.js";
+import { cliCommand, REPO } from "./repo.js";
 
 /** Run from the sources (tests, under tsx) or from dist/ (the built demo): one level deeper. */
 const MANIFEST = join(REPO, "manifests", "all-in-one.yaml");
@@ -42,11 +42,6 @@ const PROBE_NAMESPACE = "meshlane-lab-probe";
 /** Namespace labels: Istio injects sidecars; meshlane accelerates them. */
 export const ISTIO_INJECTION_LABELS = { "istio-injection": "enabled" };
 export const MESHLANE_LABELS = { [NAMESPACE_LABEL]: NAMESPACE_LABEL_VALUE };
-
-/** The CLIs run as TypeScript from the sources, as JavaScript from dist/. */
-function cliCommand(cli: "webhook" | "loader"): string[] {
-  return import.meta.url.endsWith(".ts") ? ["--import", "tsx", join(REPO, cli, "cli.ts")] : [join(REPO, "dist", cli, "cli.js")];
-}
 
 /** A meshlane process: its output is kept, and lines can be awaited. */
 export class ServiceProcess {

@@ -2,7 +2,7 @@
 // host's own), doctor's verdict and each kernel suite's pass/fail counts.
 
 import { spawn } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { release } from "node:os";
 import { join } from "node:path";
 import { fetchKernel } from "./apt.js";
@@ -40,10 +40,22 @@ export function datapathSuites(repo: string): string[] {
 
 const DOCTOR: Step = { name: "doctor", command: "node dist/loader/cli.js doctor" };
 const ATTACH: Step = { name: "attach", command: "bash lab/qemu/attach-leaves-nothing.sh" };
+/**
+ * The suites run as built JavaScript (dist/, which npm test and npm run test:kernels
+ * build first), so that neither the runner nor the CLIs a suite starts
+ * (lab/repo.ts cliCommand) compile TypeScript with tsx: under TCG that alone took
+ * minutes (faults' loader did not start within 90 s).
+ */
+const suiteFile = (suite: string) => `dist/test/datapath/${suite}.test.js`;
 const suiteStep = (suite: string): Step => ({
   name: `suite-${suite}`,
-  command: `node --import tsx --test --test-reporter=spec --test-timeout=1500000 test/datapath/${suite}.test.ts`,
+  command: `node --test --test-reporter=spec --test-timeout=1500000 ${suiteFile(suite)}`,
 });
+
+function requireBuilt(repo: string, suites: string[]): void {
+  const missing = ["dist/loader/cli.js", ...suites.map(suiteFile)].filter((f) => !existsSync(join(repo, f)));
+  if (missing.length) throw new Error(`${missing.join(", ")} missing: run "npm run build" first (npm test and npm run test:kernels do)`);
+}
 
 /** Each "✖" report of node's spec reporter with the dozen lines below it: what failed and why. */
 function failureDetail(log: string): string {
@@ -82,6 +94,7 @@ export interface MatrixOptions {
  * doctor and the attach-leaves-nothing check instead.
  */
 export async function runKernel(k: Kernel, opts: MatrixOptions): Promise<Row> {
+  requireBuilt(opts.repo, opts.suites);
   const unpacked = await fetchKernel(k);
   const steps = k.expect === "too-old" ? [DOCTOR, ATTACH] : [DOCTOR, ...opts.suites.map(suiteStep)];
   opts.log?.(`kernel ${k.id}: booting ${unpacked.release} under qemu (TCG) for ${steps.map((s) => s.name).join(", ")}`);
@@ -91,6 +104,7 @@ export async function runKernel(k: Kernel, opts: MatrixOptions): Promise<Row> {
 
 /** The host's own kernel: the same steps, run directly (no qemu). */
 export async function runHost(opts: MatrixOptions): Promise<Row> {
+  requireBuilt(opts.repo, opts.suites);
   const started = Date.now();
   const steps = [DOCTOR, ...opts.suites.map(suiteStep)];
   const results: StepResult[] = [];
