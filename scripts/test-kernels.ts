@@ -6,10 +6,11 @@
 //
 //   npm run test:kernels [-- --kernels 6.1,6.12,5.10,host] [--suites steering,integrity] [--jobs 2] [--no-doc]
 
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { meshlaneCache } from "../lab/qemu/apt.js";
 import { KERNELS, kernelById } from "../lab/qemu/kernels.js";
 import { datapathSuites, runHost, runKernel, type Row } from "../lab/qemu/matrix.js";
 import { renderTable, replaceTable, rowProblems } from "../lab/qemu/table.js";
@@ -35,6 +36,15 @@ for (const s of suites) if (!all.includes(s)) throw new Error(`--suites: no test
 const ids = values.kernels.split(",");
 const opts = { repo: REPO, suites, timeoutMs: Number(values["timeout-min"]) * 60_000, log: (l: string) => console.log(`test:kernels: ${l}`) };
 
+/** A failed suite's whole output, kept where the next run of the same kernel and suite replaces it. */
+function keepLog(kernel: string, suite: string, log: string): string {
+  const dir = join(meshlaneCache(), "kernels", "logs");
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${kernel}-${suite}.log`);
+  writeFileSync(file, log);
+  return file;
+}
+
 const results = new Map<string, Row>();
 const problems: string[] = [];
 async function one(id: string): Promise<void> {
@@ -46,6 +56,7 @@ async function one(id: string): Promise<void> {
     problems.push(...p.map((x) => `${id}: ${x}`));
     console.log(`test:kernels: ${id} (${row.release}) done in ${Math.round(row.seconds)} s${p.length ? `: ${p.join("; ")}` : ": as expected"}`);
     if (!row.doctor.ok) console.log(row.doctor.log.trim());
+    for (const s of row.suites.filter((x) => x.failures.length)) console.log(`test:kernels: ${id}, ${s.suite} failed; its whole output: ${keepLog(id, s.suite, s.log)}`);
   } catch (e) {
     problems.push(`${id}: ${(e as Error).message}`);
     console.log(`test:kernels: ${id} FAILED: ${(e as Error).message}`);

@@ -16,9 +16,10 @@ export interface SuiteResult {
   summary: RunnerSummary | null;
   code: number;
   seconds: number;
+  /** Each failed test with its whole error message (summary.ts failedTests). */
   failures: string[];
-  /** The runner's failure reports (each ✖ line with the lines under it), for the reader of a failed run. */
-  failureDetail: string;
+  /** The runner's whole output, kept for the reader of a failed run. */
+  log: string;
 }
 
 export interface Row {
@@ -57,12 +58,6 @@ function requireBuilt(repo: string, suites: string[]): void {
   if (missing.length) throw new Error(`${missing.join(", ")} missing: run "npm run build" first (npm test and npm run test:kernels do)`);
 }
 
-/** Each "✖" report of node's spec reporter with the dozen lines below it: what failed and why. */
-function failureDetail(log: string): string {
-  const lines = log.split("\n");
-  return lines.flatMap((l, i) => (/^\s*✖ /.test(l) ? lines.slice(i, i + 12) : [])).slice(0, 200).join("\n");
-}
-
 function toRow(kernel: string, rel: string, results: StepResult[], seconds: number): Row {
   const get = (name: string) => results.find((r) => r.name === name);
   const d = get("doctor")!;
@@ -70,8 +65,8 @@ function toRow(kernel: string, rel: string, results: StepResult[], seconds: numb
   for (const r of results.filter((x) => x.name.startsWith("suite-"))) {
     const summary = parseRunnerSummary(r.log);
     const failures = failedTests(r.log);
-    if (!summary) failures.push(`no test summary (exit ${r.code}): ${r.log.trim().split("\n").slice(-3).join(" / ")}`);
-    row.suites.push({ suite: r.name.slice("suite-".length), summary, code: r.code, seconds: r.seconds, failures, failureDetail: failureDetail(r.log) });
+    if (!summary) failures.push(`no test summary (exit ${r.code}); its last lines:\n${r.log.trim().split("\n").slice(-15).join("\n")}`);
+    row.suites.push({ suite: r.name.slice("suite-".length), summary, code: r.code, seconds: r.seconds, failures, log: r.log });
   }
   const a = get("attach");
   if (a) {
