@@ -46,6 +46,8 @@ function keepLog(kernel: string, suite: string, log: string): string {
 }
 
 const results = new Map<string, Row>();
+/** Kernels whose guest failed (no row), with the reason. */
+const failed = new Map<string, string>();
 const problems: string[] = [];
 async function one(id: string): Promise<void> {
   const expect = id === "host" ? "supported" : kernelById(id).expect;
@@ -58,25 +60,33 @@ async function one(id: string): Promise<void> {
     if (!row.doctor.ok) console.log(row.doctor.log.trim());
     for (const s of row.suites.filter((x) => x.failures.length)) console.log(`test:kernels: ${id}, ${s.suite} failed; its whole output: ${keepLog(id, s.suite, s.log)}`);
   } catch (e) {
+    failed.set(id, (e as Error).message);
     problems.push(`${id}: ${(e as Error).message}`);
     console.log(`test:kernels: ${id} FAILED: ${(e as Error).message}`);
   }
+}
+// The page is rewritten as each kernel finishes: a run stopped half-way (a guest takes
+// tens of minutes) still leaves the rows it has, and says which kernels have none.
+const date = new Date().toISOString().slice(0, 10);
+const tableNow = () =>
+  renderTable(ids.flatMap((id) => results.get(id) ?? []), suites, date, ids.filter((id) => !results.has(id)).map((id) => ({ kernel: id, why: failed.get(id) ?? "still running when this was written" })));
+function writeDoc(): void {
+  if (values["no-doc"]) return;
+  const doc = join(REPO, "docs", "kernels.md");
+  writeFileSync(doc, replaceTable(readFileSync(doc, "utf8"), tableNow()));
 }
 // --jobs 2 boots two guests at once: each emulated CPU is one host thread, so on a
 // machine with spare cores the matrix takes about half the time.
 const queue = [...ids];
 await Promise.all(Array.from({ length: Math.max(1, Number(values.jobs)) }, async () => {
-  for (let id = queue.shift(); id !== undefined; id = queue.shift()) await one(id);
+  for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
+    await one(id);
+    writeDoc();
+  }
 }));
-const rows = ids.flatMap((id) => results.get(id) ?? []);
 
-const table = renderTable(rows, suites, new Date().toISOString().slice(0, 10));
-console.log(`\n${table}\n`);
-if (!values["no-doc"]) {
-  const doc = join(REPO, "docs", "kernels.md");
-  writeFileSync(doc, replaceTable(readFileSync(doc, "utf8"), table));
-  console.log(`test:kernels: table written to docs/kernels.md`);
-}
+console.log(`\n${tableNow()}\n`);
+if (!values["no-doc"]) console.log(`test:kernels: table written to docs/kernels.md`);
 if (problems.length) {
   console.log(`test:kernels: ${problems.length} problem(s):\n${problems.map((p) => `- ${p}`).join("\n")}`);
   process.exit(1);

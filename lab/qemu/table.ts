@@ -29,10 +29,17 @@ function listItem(text: string): string {
   return shown.join("\n  ");
 }
 
-export function renderTable(rows: Row[], suites: string[], date: string): string {
+/** A kernel of the run without a row: still running when the page was written, or its guest failed. */
+export interface Missing {
+  kernel: string;
+  why: string;
+}
+
+export function renderTable(rows: Row[], suites: string[], date: string, missing: Missing[] = []): string {
   const head = ["kernel", "release", "doctor", ...suites, "attach on a refused kernel", "wall time (qemu CPU)"];
   const lines = [
     `Run of ${date}.`,
+    ...(missing.length ? ["", ...missing.map((m) => `- **${m.kernel}: no result**: ${listItem(m.why)}`)] : []),
     "",
     `| ${head.join(" | ")} |`,
     `|${head.map(() => "---").join("|")}|`,

@@ -136,6 +136,14 @@ describe("compatibility table", () => {
     assert.match(t, /\n  row 28\n  … 11 more lines$/);
     assert.doesNotMatch(t, /row 29/);
   });
+  test("kernels without a row are named with the reason: still running, or the guest failed", () => {
+    const t = renderTable([good], ["steering"], "2026-12-01", [
+      { kernel: "6.12", why: "still running when this was written" },
+      { kernel: "5.10", why: "under qemu stopped before its steps finished; last console lines:\nKernel panic" },
+    ]);
+    assert.match(t, /^Run of 2026-12-01\.\n\n- \*\*6\.12: no result\*\*: still running when this was written\n- \*\*5\.10: no result\*\*: under qemu stopped .*\n  Kernel panic\n\n\| kernel \|/);
+    assert.match(t, /\| 6\.1 \| `6\.1\.0-50-amd64` \|/);
+  });
   test("the table replaces what is between the markers and nothing else", () => {
     const page = `# Kernels\n\nintro\n\n${BEGIN}\nold table\n${END}\n\nafter\n`;
     assert.equal(replaceTable(page, "NEW"), `# Kernels\n\nintro\n\n${BEGIN}\nNEW\n${END}\n\nafter\n`);
