@@ -19,6 +19,8 @@ export interface BenchArgs {
   object: string | null;
   /** Where a partial run writes its results (under bench/results/). */
   label: string | null;
+  /** Repetitions of every point instead of the plan's own (a quick plan repeated fits a short quiet window). */
+  repetitions: number | null;
 }
 
 export function parseBenchArgs(argv: string[]): BenchArgs {
@@ -33,6 +35,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
       "skip-hop": { type: "boolean", default: false },
       object: { type: "string" },
       label: { type: "string" },
+      repetitions: { type: "string" },
     },
     strict: true,
   });
@@ -41,6 +44,8 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
   const partial = values.series !== undefined || conn !== null || values["skip-points"] || values["skip-switch"] || values["skip-hop"] || values.object !== undefined;
   if (partial && !values.label) throw new Error("a partial run (--series, --conn, --skip-*, --object) needs --label NAME: its results go to bench/results/NAME/");
   if (values.label && !/^[a-z0-9][a-z0-9-]*$/.test(values.label)) throw new Error(`--label must be lower-case letters, digits and dashes, not ${JSON.stringify(values.label)}`);
+  const reps = values.repetitions;
+  if (reps !== undefined && !/^[1-9][0-9]?$/.test(reps)) throw new Error(`--repetitions must be a whole number from 1 to 99, not ${JSON.stringify(reps)}`);
   return {
     quick: values.quick!,
     series: values.series ? values.series.split(",") : null,
@@ -50,13 +55,15 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
     skipHop: values["skip-hop"]!,
     object: values.object ?? null,
     label: values.label ?? null,
+    repetitions: reps === undefined ? null : Number(reps),
   };
 }
 
-/** The plan with only the selected points; an unknown series name is an error. */
+/** The plan with only the selected points and the repetitions asked for; an unknown series name is an error. */
 export function selectPoints(plan: Plan, args: BenchArgs): Plan {
   const known = new Set(plan.points.map((p) => seriesName(p.series)));
   for (const s of args.series ?? []) if (!known.has(s)) throw new Error(`unknown series ${s}: one of ${[...known].join(", ")}`);
+  const repetitions = args.repetitions ?? plan.repetitions;
   const points = plan.points.filter((p) => !args.skipPoints && (!args.series || args.series.includes(seriesName(p.series))) && (!args.connMode || p.connMode === args.connMode));
-  return { ...plan, points };
+  return { ...plan, repetitions, points };
 }

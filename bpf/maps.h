@@ -30,8 +30,19 @@
 #define MESH_CFG_DRAINING (1u << 0)
 
 /* Node-wide: only what is not a pod's setting. Control ports are per pod (PORTS_CONTROL). */
+/* Deepest cgroup level current_pod() ever looks at. */
+#define MESH_MAX_CGROUP_LEVEL 15
+
+/* Node-wide: only what is not a pod's setting. Control ports are per pod (PORTS_CONTROL).
+ * pod_level_min..pod_level_max: the cgroup levels (the root is 0) at which the
+ * loader's pod cgroups can be: kubelet puts them right below kubepods or below its
+ * QoS cgroup. current_pod() looks only there, so a task in no registered pod costs
+ * one or two lookups instead of one per level of its cgroup path. 0 (never written)
+ * is no level at all: nothing is steered and traffic takes iptables. */
 struct mesh_config {
 	__u32 flags;
+	__u32 pod_level_min;
+	__u32 pod_level_max;
 };
 
 /* ---- registered pods: HASH, cgroup id -> pod ---- */
@@ -128,7 +139,7 @@ struct sock_key {
 
 /* ---- what meshlane knows about one socket: SK_STORAGE ---- */
 
-/* meshlane rewrote this connection's destination; orig_* holds where the app wanted to go. */
+/* meshlane steered this connection; orig_* holds where the app wanted to go. */
 #define SOCK_REDIRECTED (1u << 0)
 /* Both ends are registered local sockets: eligible for socket-to-socket redirection. */
 #define SOCK_PAIRED (1u << 1)
@@ -146,7 +157,11 @@ struct sock_state {
 	__u32 orig_family;
 	__u32 orig_ip[4];
 	__u16 orig_port;
-	__u16 pad;
+	/* The connecting end of a proxy's connection to another registered pod, which
+	 * meshlane leaves for that pod's REDIRECT: the port its server end really has
+	 * (the inbound port; 0 for every other socket). Both ends are in the sockhash,
+	 * and the handover is keyed, by the server end's tuple. */
+	__u16 key_port;
 };
 
 /* ---- handover from the connecting socket to the accepted one: LRU_HASH ----
@@ -155,8 +170,9 @@ struct sock_state {
  * an older connection's entry holds the same reply tuple, e.g. right after a pod
  * switches from iptables to meshlane). What NAT never changes is the client's
  * initial sequence number, so the key is that with the addresses and the server's
- * port: client_seq is the client's ISN + 1, which is the accepted end's rcv_nxt
- * when it is established.
+ * port as the accepting end has it (for a connection the destination's REDIRECT
+ * takes to its inbound port, the client's key_port): client_seq is the client's
+ * ISN + 1, which is the accepted end's rcv_nxt when it is established.
  * The client writes it before its SYN leaves (sockops TIMEOUT_INIT, where snd_nxt
  * is the ISN), not when it is established: with TCP Fast Open the server's end is
  * established when the SYN arrives (tcp_fastopen_create_child), before the client
@@ -189,7 +205,7 @@ struct handover {
 
 enum mesh_counter {
 	CNT_CONNECT_OUTBOUND = 0,     /* app connections steered to the sidecar */
-	CNT_CONNECT_INBOUND = 1,      /* sidecar connections steered to a local pod's inbound port */
+	CNT_CONNECT_INBOUND = 1,      /* sidecar connections to a local pod's intercepted port (its REDIRECT takes them inbound) */
 	CNT_SOCKETS_PAIRED = 2,       /* sockets added to the sockhash */
 	CNT_ORIGDST_ANSWERED = 3,     /* SO_ORIGINAL_DST answered from meshlane's record */
 	CNT_MSG_REDIRECTED = 4,       /* sendmsg calls delivered socket-to-socket */

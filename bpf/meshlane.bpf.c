@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * meshlane's data path (docs/design.md, "Data path rules"):
- *   connect4/connect6  steer app -> own sidecar, and sidecar -> local pod's inbound port
+ *   connect4/connect6  steer app -> own sidecar (at 127.0.0.2 or the pod's address), and record
+ *                      sidecar -> local pod, which that pod's REDIRECT takes inbound
  *   getpeername4/6,    keep the app's view of a steered socket: the peer it asked for,
  *   getsockname4/6     and the pod's own address
  *   sockops            hand the original destination to the accepting end, and pair
@@ -36,8 +37,12 @@
  * not say whether capture is on. Leaving it alone gives the pod exactly what its own
  * rules do, capture on or off. */
 #define DNS_PORT 53
-/* Pod cgroups sit a few levels below the root; containers one or two below them. */
-#define MAX_CGROUP_DEPTH 16
+/* Where an app's connection reaches its sidecar's outbound listener (bound to every
+ * address): a loopback address, so that the kernel may reuse its TIME_WAIT tuples as
+ * it does 127.0.0.1's (tcp_tw_reuse=2), but not 127.0.0.1, where Istio's REDIRECT
+ * sends the same connection (steer_connect), nor 127.0.0.6, Istio's inbound
+ * passthrough source. */
+#define MESH_OUTBOUND_IP4 0x7f000002 /* 127.0.0.2 */
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -54,12 +59,23 @@ static __always_inline struct mesh_config *config(void)
 	return bpf_map_lookup_elem(&mesh_config, &zero);
 }
 
-/* The registered pod the current task belongs to: the nearest ancestor cgroup
- * that the loader registered. Containers live below the pod's cgroup. */
+/* The registered pod the current task belongs to: its ancestor cgroup, at one of
+ * the levels where the loader's pod cgroups are (mesh_config), that the loader
+ * registered. Containers live below the pod's cgroup. */
 static __always_inline struct pod_entry *current_pod(__u64 *cgroup_id)
 {
+	struct mesh_config *cfg = config();
+	if (!cfg)
+		return 0;
+	__u32 min = cfg->pod_level_min, max = cfg->pod_level_max;
+	if (!min || max > MESH_MAX_CGROUP_LEVEL)
+		return 0;
 #pragma unroll
-	for (int level = 1; level < MAX_CGROUP_DEPTH; level++) {
+	for (__u32 level = 1; level <= MESH_MAX_CGROUP_LEVEL; level++) {
+		if (level < min)
+			continue;
+		if (level > max)
+			return 0;
 		__u64 id = bpf_get_current_ancestor_cgroup_id(level);
 		if (!id)
 			return 0;
@@ -110,9 +126,8 @@ enum steer { STEER_NONE, STEER_OUTBOUND, STEER_INBOUND, STEER_PAIR_ONLY };
 
 struct verdict {
 	enum steer steer;
-	__u16 new_port; /* where to connect instead (OUTBOUND, INBOUND) */
+	__u16 new_port; /* where the server end is: the outbound listener, or the inbound one the destination's REDIRECT sends it to */
 	__u8 pair;      /* both ends may join the sockhash */
-	__u8 show_pod_addr;
 	struct pod_entry *pod;
 };
 
@@ -217,8 +232,10 @@ static __always_inline int remember(struct bpf_sock *sk, const struct verdict *v
 		return 0;
 	}
 	st->flags = v->pair ? SOCK_PAIRED : 0;
+	st->key_port = v->steer == STEER_INBOUND ? v->new_port : 0;
 	if (v->steer == STEER_OUTBOUND || v->steer == STEER_INBOUND) {
-		st->flags |= SOCK_REDIRECTED | SOCK_PEER_REWRITTEN;
+		/* Only the app's connection goes elsewhere than it asked (steer_connect). */
+		st->flags |= SOCK_REDIRECTED | (v->steer == STEER_OUTBOUND ? SOCK_PEER_REWRITTEN : 0);
 		st->orig_family = family;
 		__builtin_memcpy(st->orig_ip, dst, sizeof(st->orig_ip));
 		st->orig_port = port;
@@ -234,32 +251,44 @@ static __always_inline int remember(struct bpf_sock *sk, const struct verdict *v
 static __always_inline void forget(struct bpf_sock *sk)
 {
 	struct sock_state *st = bpf_sk_storage_get(&mesh_sock_state, sk, 0, 0);
-	if (st)
+	if (st) {
 		st->flags = 0;
+		st->key_port = 0;
+	}
 }
 
 /* Binds a steered app socket that has no address yet to the pod's own, so that the
  * app's getsockname and the sidecar's view of the client are the pod IP, as under
  * iptables (REDIRECT changes only the destination). The port stays the kernel's
- * choice at connect. A socket the app bound itself keeps its address. Where the
- * kernel will pick a loopback address instead, getsockname is told to show the pod's
- * (SOCK_SHOW_POD_ADDR). */
-static __always_inline void bind_to_pod(struct bpf_sock_addr *ctx, struct bpf_sock *sk, struct sockaddr *sa, int len, int unbound_addr, int unbound_port)
+ * choice at connect. A socket the app bound itself keeps its address. Returns 1
+ * where that is not possible (the app bound a port but no address, or the bind
+ * failed): the kernel would pick a loopback source for a loopback listener, so the
+ * caller steers it to the pod's own address instead, and getsockname is told to show
+ * the pod's (SOCK_SHOW_POD_ADDR) all the same. */
+static __always_inline int bind_to_pod(struct bpf_sock_addr *ctx, struct bpf_sock *sk, struct sockaddr *sa, int len, int unbound_addr, int unbound_port)
 {
 	if (!unbound_addr)
-		return;
+		return 0;
 	if (unbound_port && !bpf_bind(ctx, sa, len))
-		return;
+		return 0;
 	if (unbound_port)
 		count(CNT_FALLBACK_BIND, 1);
 	struct sock_state *st = bpf_sk_storage_get(&mesh_sock_state, sk, 0, 0);
 	if (st)
 		st->flags |= SOCK_SHOW_POD_ADDR;
+	return 1;
 }
 
 /* What both connect hooks do before their family's own address rewrite: take the verdict,
- * remember the original destination, point the socket at its new port. Returns
- * whether the caller must still send it to the outbound listener (STEER_OUTBOUND). */
+ * remember the original destination, point an app's socket at the outbound port.
+ * Returns whether the caller must still give it the listener's address (STEER_OUTBOUND).
+ * No connection may have a tuple the other path (iptables) makes too: a SYN that
+ * meets the other path's TIME_WAIT or conntrack entry, with another socket's
+ * timestamps, is dropped (PAWS) and retried for as long as TIME_WAIT lasts after
+ * every switch (docs/datapath.md, "Two paths, two tuples"). So the proxy's
+ * connection to another pod keeps its destination, and that pod's own REDIRECT takes
+ * it to the inbound port: the very connection iptables makes. An app's connection
+ * goes to an address iptables' REDIRECT (to 127.0.0.1 or ::1) never uses. */
 static __always_inline int steer_connect(struct bpf_sock_addr *ctx, struct bpf_sock *sk, __u32 family, const __u32 *dst, __u16 port, struct verdict *v)
 {
 	*v = connect_verdict(family, dst, port);
@@ -269,10 +298,23 @@ static __always_inline int steer_connect(struct bpf_sock_addr *ctx, struct bpf_s
 	}
 	if (!remember(sk, v, family, dst, port))
 		return 0;
-	if (v->steer == STEER_PAIR_ONLY)
+	if (v->steer != STEER_OUTBOUND)
 		return 0;
 	ctx->user_port = bpf_htons(v->new_port);
-	return v->steer == STEER_OUTBOUND;
+	return 1;
+}
+
+/* Writes an IPv6 sockaddr from four words already loaded into registers. Callers
+ * load every word at a fixed offset before choosing: otherwise clang folds the
+ * IPv4-mapped and IPv6 branches into one pointer with a variable offset, which the
+ * verifier refuses to a loader holding only CAP_BPF and CAP_NET_ADMIN (the
+ * DaemonSet's capabilities) as "pointer arithmetic prohibited for !root". */
+static __always_inline void set_user_ip6(struct bpf_sock_addr *ctx, int v4_mapped, __u32 v4, __u32 a0, __u32 a1, __u32 a2, __u32 a3)
+{
+	ctx->user_ip6[0] = v4_mapped ? 0 : a0;
+	ctx->user_ip6[1] = v4_mapped ? 0 : a1;
+	ctx->user_ip6[2] = v4_mapped ? bpf_htonl(0xffff) : a2;
+	ctx->user_ip6[3] = v4_mapped ? v4 : a3;
 }
 
 SEC("cgroup/connect4")
@@ -285,11 +327,15 @@ int mesh_connect4(struct bpf_sock_addr *ctx)
 	struct verdict v;
 	if (!steer_connect(ctx, sk, AF_INET, dst, bpf_ntohs((__u16)ctx->user_port), &v))
 		return 1;
-	ctx->user_ip4 = bpf_htonl(0x7f000001); /* 127.0.0.1, where Istio's REDIRECT sends it */
+	/* MESH_OUTBOUND_IP4, a loopback address of its own; or the pod's own address for a
+	 * socket that could not be bound to it (bind_to_pod), so that the kernel picks that
+	 * as its source. */
+	int to_pod = 0;
 	if (v.pod->ip4) {
 		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = v.pod->ip4 };
-		bind_to_pod(ctx, sk, (struct sockaddr *)&sa, sizeof(sa), !sk->src_ip4, !sk->src_port);
+		to_pod = bind_to_pod(ctx, sk, (struct sockaddr *)&sa, sizeof(sa), !sk->src_ip4, !sk->src_port);
 	}
+	ctx->user_ip4 = to_pod ? v.pod->ip4 : bpf_htonl(MESH_OUTBOUND_IP4);
 	return 1;
 }
 
@@ -312,25 +358,32 @@ int mesh_connect6(struct bpf_sock_addr *ctx)
 	struct verdict v;
 	if (!steer_connect(ctx, sk, family, dst, bpf_ntohs((__u16)ctx->user_port), &v))
 		return 1;
-	/* ::1, or ::ffff:127.0.0.1 for an IPv4 peer */
-	ctx->user_ip6[0] = 0;
-	ctx->user_ip6[1] = 0;
-	ctx->user_ip6[2] = mapped ? bpf_htonl(0xffff) : 0;
-	ctx->user_ip6[3] = mapped ? bpf_htonl(0x7f000001) : bpf_htonl(1);
-
-	struct sockaddr_in6 sa = { .sin6_family = AF_INET6 };
-	if (mapped) {
-		if (!v.pod->ip4)
-			return 1;
-		sa.sin6_addr.in6_u.u6_addr32[2] = bpf_htonl(0xffff);
-		sa.sin6_addr.in6_u.u6_addr32[3] = v.pod->ip4;
-	} else {
-		if (!v.pod->ip6[0] && !v.pod->ip6[1] && !v.pod->ip6[2] && !v.pod->ip6[3])
-			return 1;
-		__builtin_memcpy(&sa.sin6_addr, v.pod->ip6, sizeof(sa.sin6_addr));
+	/* An IPv4 peer's connection goes where connect4 sends it, mapped. IPv6 has no
+	 * loopback address but ::1, iptables' own: the pod's IPv6 address, unless the app
+	 * bound the socket to ::1 (which could not reach it) or the pod has none. */
+	__u32 ip4 = v.pod->ip4, a0 = v.pod->ip6[0], a1 = v.pod->ip6[1], a2 = v.pod->ip6[2], a3 = v.pod->ip6[3];
+	int has_addr = mapped ? ip4 != 0 : (a0 | a1 | a2 | a3) != 0;
+	__u32 src[4] = { sk->src_ip6[0], sk->src_ip6[1], sk->src_ip6[2], sk->src_ip6[3] };
+	int to_pod = 0;
+	if (has_addr) {
+		struct sockaddr_in6 sa = { .sin6_family = AF_INET6 };
+		if (mapped) {
+			sa.sin6_addr.in6_u.u6_addr32[2] = bpf_htonl(0xffff);
+			sa.sin6_addr.in6_u.u6_addr32[3] = ip4;
+		} else {
+			__builtin_memcpy(&sa.sin6_addr, v.pod->ip6, sizeof(sa.sin6_addr));
+		}
+		int unbound = !(src[0] | src[1] | src[2] | src[3]);
+		to_pod = bind_to_pod(ctx, sk, (struct sockaddr *)&sa, sizeof(sa), unbound, !sk->src_port);
+		if (!mapped && !is_loopback(AF_INET6, src))
+			to_pod = 1;
 	}
-	int unbound = !sk->src_ip6[0] && !sk->src_ip6[1] && !sk->src_ip6[2] && !sk->src_ip6[3];
-	bind_to_pod(ctx, sk, (struct sockaddr *)&sa, sizeof(sa), unbound, !sk->src_port);
+	if (!to_pod) {
+		ip4 = bpf_htonl(MESH_OUTBOUND_IP4);
+		a0 = a1 = a2 = 0;
+		a3 = bpf_htonl(1);
+	}
+	set_user_ip6(ctx, mapped, ip4, a0, a1, a2, a3);
 	return 1;
 }
 
@@ -355,19 +408,6 @@ int mesh_getpeername4(struct bpf_sock_addr *ctx)
 		ctx->user_port = bpf_htons(st->orig_port);
 	}
 	return 1;
-}
-
-/* Writes an IPv6 sockaddr from four words already loaded into registers. Callers
- * load every word at a fixed offset before choosing: otherwise clang folds the
- * IPv4-mapped and IPv6 branches into one pointer with a variable offset, which the
- * verifier refuses to a loader holding only CAP_BPF and CAP_NET_ADMIN (the
- * DaemonSet's capabilities) as "pointer arithmetic prohibited for !root". */
-static __always_inline void set_user_ip6(struct bpf_sock_addr *ctx, int v4_mapped, __u32 v4, __u32 a0, __u32 a1, __u32 a2, __u32 a3)
-{
-	ctx->user_ip6[0] = v4_mapped ? 0 : a0;
-	ctx->user_ip6[1] = v4_mapped ? 0 : a1;
-	ctx->user_ip6[2] = v4_mapped ? bpf_htonl(0xffff) : a2;
-	ctx->user_ip6[3] = v4_mapped ? v4 : a3;
 }
 
 SEC("cgroup/getpeername6")
@@ -496,7 +536,7 @@ static __always_inline void on_connecting(struct bpf_sock_ops *skops, const stru
 	if (!st || !(st->flags & (SOCK_PAIRED | SOCK_REDIRECTED)))
 		return;
 	struct handover_key hk = {};
-	handover_key(&hk, k->src_ip, k->dst_ip, k->dst_port, skops->snd_nxt + 1, k);
+	handover_key(&hk, k->src_ip, k->dst_ip, st->key_port ? st->key_port : k->dst_port, skops->snd_nxt + 1, k);
 	struct handover h = {
 		.flags = st->flags & (SOCK_PAIRED | SOCK_REDIRECTED),
 		.orig_family = st->orig_family,
@@ -525,6 +565,10 @@ static __always_inline void on_active(struct bpf_sock_ops *skops, struct sock_ke
 		count(CNT_FALLBACK_SYN_DATA, 1);
 		return;
 	}
+	/* Under the server end's tuple (maps.h, key_port), which the server end's own
+	 * sk_msg looks up. */
+	if (st->key_port)
+		k->dst_port = st->key_port;
 	pair(skops, k);
 }
 
@@ -570,6 +614,14 @@ static __always_inline void on_passive(struct bpf_sock_ops *skops, struct sock_k
 	pair(skops, k);
 }
 
+static __always_inline int connect_marked(struct bpf_sock *sk)
+{
+	if (!sk)
+		return 0;
+	struct sock_state *st = bpf_sk_storage_get(&mesh_sock_state, sk, 0, 0);
+	return st && (st->flags & (SOCK_PAIRED | SOCK_REDIRECTED));
+}
+
 SEC("sockops")
 int mesh_sockops(struct bpf_sock_ops *skops)
 {
@@ -577,6 +629,10 @@ int mesh_sockops(struct bpf_sock_ops *skops)
 		return 1;
 	__u32 op = skops->op;
 	if (op != BPF_SOCK_OPS_TIMEOUT_INIT && op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+		return 1;
+	/* The connecting end has state only if connect steered or paired it: every
+	 * other socket (all of an unregistered pod's) leaves before the tuple copy. */
+	if (op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB && !connect_marked(skops->sk))
 		return 1;
 	/* One copy of the tuple for all three: the verifier rejects the ctx pointer
 	 * arithmetic the compiler makes when it merges several copies. */
@@ -618,6 +674,8 @@ int mesh_sk_msg(struct sk_msg_md *msg)
 	}
 	struct sock_key peer = {};
 	COPY_TUPLE(msg, &peer, remote, local);
+	if (st->key_port)
+		peer.src_port = st->key_port;
 	finish_key(&peer, bpf_get_netns_cookie(msg));
 	__u32 size = msg->size;
 	if (bpf_msg_redirect_hash(msg, &mesh_socks, &peer, BPF_F_INGRESS) != SK_PASS) {
@@ -665,7 +723,7 @@ int mesh_getsockopt(struct bpf_sockopt *ctx)
 	struct sock_state *st = bpf_sk_storage_get(&mesh_sock_state, sk, 0, 0);
 	if (!st || !(st->flags & SOCK_REDIRECTED)) {
 		__u64 pod_id;
-		if (ctx->retval || !current_pod(&pod_id) || !names_itself(ctx, sk))
+		if (ctx->retval || !names_itself(ctx, sk) || !current_pod(&pod_id))
 			return 1;
 		/* Fail as for a socket without a conntrack entry. (Kernels before 5.18
 		 * take only the rejection and report EPERM: a failure all the same.) */

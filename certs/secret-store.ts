@@ -1,6 +1,9 @@
-// Certificates in a Kubernetes Secret (type kubernetes.io/tls), shared by every webhook
-// replica. Writes carry the resourceVersion that was read, so two replicas renewing at
-// once cannot both win: the loser gets a StoreConflictError and adopts the stored set.
+// Certificates in a Kubernetes Secret, shared by every webhook replica. Writes carry the
+// resourceVersion that was read, so two replicas renewing at once cannot both win: the
+// loser gets a StoreConflictError and adopts the stored set. A Secret's type cannot
+// change, so an existing one is written back with the type it has (the manifest's is
+// Opaque, with no data for `kubectl apply` to own); one this store creates is
+// kubernetes.io/tls.
 
 import { ApiException, CoreV1Api, type KubeConfig, type V1Secret } from "@kubernetes/client-node";
 import { PART_OF_LABEL, PART_OF_VALUE } from "../registry/names.js";
@@ -13,8 +16,9 @@ function isApiError(e: unknown, code: number): boolean {
 
 export class SecretCertificateStore implements CertificateStore {
   private readonly api: CoreV1Api;
-  /** resourceVersion seen by the last load; undefined when the Secret did not exist. */
+  /** resourceVersion and type seen by the last load; undefined when the Secret did not exist. */
   private resourceVersion: string | undefined;
+  private type: string | undefined;
 
   constructor(kubeConfig: KubeConfig, private readonly namespace: string, private readonly name: string) {
     this.api = kubeConfig.makeApiClient(CoreV1Api);
@@ -31,11 +35,13 @@ export class SecretCertificateStore implements CertificateStore {
     } catch (e) {
       if (isApiError(e, 404)) {
         this.resourceVersion = undefined;
+        this.type = undefined;
         return undefined;
       }
       throw new Error(`${this.where}: read failed: ${(e as Error).message}`);
     }
     this.resourceVersion = secret.metadata?.resourceVersion;
+    this.type = secret.type;
     const data = secret.data ?? {};
     return setFromEntries((k) => (data[k] === undefined ? undefined : Buffer.from(data[k]!, "base64").toString("utf8")));
   }
@@ -44,7 +50,7 @@ export class SecretCertificateStore implements CertificateStore {
     const body: V1Secret = {
       apiVersion: "v1",
       kind: "Secret",
-      type: "kubernetes.io/tls",
+      type: this.type ?? "kubernetes.io/tls",
       metadata: {
         name: this.name,
         namespace: this.namespace,

@@ -232,9 +232,14 @@ export class LocalCluster {
     await this.cp.kubectl(["label", "namespace", name, "--overwrite", ...Object.entries(labels).map(([k, v]) => `${k}=${v}`)]);
   }
 
-  /** `kubectl create` of a one-container pod: the API server runs the admission chain (the injector, then meshlane's webhook). */
-  async createPod(namespace: string, name: string): Promise<V1Pod> {
-    return JSON.parse(await this.cp.kubectl(["create", "-n", namespace, "-o", "json", "-f", "-"], { input: JSON.stringify(podBody(name)) })) as V1Pod;
+  /**
+   * `kubectl create` of a one-container pod: the API server runs the admission chain (the
+   * injector, then meshlane's webhook). `nodeName` places it on a node at creation
+   * (spec.nodeName, as a user pinning a pod does); otherwise runPod binds it.
+   */
+  async createPod(namespace: string, name: string, nodeName?: string): Promise<V1Pod> {
+    if (nodeName !== undefined) this.node(nodeName); // a clear error for a node without a kubelet here
+    return JSON.parse(await this.cp.kubectl(["create", "-n", namespace, "-o", "json", "-f", "-"], { input: JSON.stringify(podBody(name, nodeName)) })) as V1Pod;
   }
 
   /** `kubectl delete pod`, and the node's kubelet confirming the pod's containers are gone. */
@@ -306,8 +311,11 @@ export function loopbackClientConfigPatch(port: number): object[] {
   ]);
 }
 
-function podBody(name: string): V1Pod {
-  return { apiVersion: "v1", kind: "Pod", metadata: { name, labels: { app: name } }, spec: { containers: [{ name: "app", image: "registry.local/app:1", ports: [{ containerPort: 80 }] }] } };
+function podBody(name: string, nodeName?: string): V1Pod {
+  return {
+    apiVersion: "v1", kind: "Pod", metadata: { name, labels: { app: name } },
+    spec: { ...(nodeName ? { nodeName } : {}), containers: [{ name: "app", image: "registry.local/app:1", ports: [{ containerPort: 80 }] }] },
+  };
 }
 
 /** The interception a marked pod carries: what its sidecar and iptables must be set up with. */

@@ -11,7 +11,8 @@ import { MapHandle } from "./map-handle.js";
 import { loadObject } from "./object.js";
 import { linkPinPath, linksDir, mapPinPath, mapsDir } from "./pins.js";
 import { cgroupId } from "./cgroup.js";
-import { fsTypeAt } from "./mounts.js";
+import { fsTypeAt, parseMountinfo } from "./mounts.js";
+import { cgroupLevel, podLevels, type PodLevels } from "./pod-levels.js";
 
 /** Mounts bpffs at `mountPoint` unless a bpf filesystem is what is visible there. */
 export function ensureBpffs(mountPoint: string): void {
@@ -44,6 +45,12 @@ export function withFd<T>(fd: number, f: (fd: number) => T): T {
 export function pinnedLink(pinDir: string, prog: ProgramName): bpf.LinkInfo | null {
   const fd = bpf.objGet(linkPinPath(pinDir, prog));
   return fd === null ? null : withFd(fd, bpf.linkInfo);
+}
+
+/** Where pods' cgroups are for programs attached at `cgroup` (the kubepods cgroup). */
+export function attachLevels(cgroup: string): PodLevels {
+  const mount = parseMountinfo().find((m) => m.fsType === "cgroup2");
+  return podLevels(mount ? cgroupLevel(mount, cgroup) : null);
 }
 
 export interface AttachOptions {
@@ -83,7 +90,7 @@ export function attach(opts: AttachOptions): AttachResult {
   try {
     // Configuration first: the programs read it from their first run on, and a
     // re-attach clears a drain left by an interrupted detach.
-    new MapHandle("mesh_config", loaded.mapFds.mesh_config).update(0, { flags: 0 });
+    new MapHandle("mesh_config", loaded.mapFds.mesh_config).update(0, { flags: 0, ...attachLevels(opts.cgroup) });
 
     const programs = {} as AttachResult["programs"];
     withFd(openDir(opts.cgroup), (cgroupFd) => {

@@ -5,6 +5,8 @@ import { readFileSync } from "node:fs";
 export interface Mount {
   mountPoint: string;
   fsType: string;
+  /** The directory of the filesystem shown at mountPoint ("/" unless a subtree is mounted). */
+  root: string;
 }
 
 export function parseMountinfo(text = readFileSync("/proc/self/mountinfo", "utf8")): Mount[] {
@@ -12,9 +14,10 @@ export function parseMountinfo(text = readFileSync("/proc/self/mountinfo", "utf8
   for (const line of text.split("\n")) {
     // "<id> <parent> <maj:min> <root> <mount point> <options> [optional...] - <fs type> <source> <super options>"
     const [left, right] = line.split(" - ");
-    const mountPoint = left?.split(" ")[4];
+    const fields = left?.split(" ") ?? [];
+    const [root, mountPoint] = [fields[3], fields[4]];
     const fsType = right?.split(" ")[0];
-    if (mountPoint && fsType) mounts.push({ mountPoint, fsType });
+    if (root && mountPoint && fsType) mounts.push({ mountPoint, fsType, root });
   }
   return mounts;
 }

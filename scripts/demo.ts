@@ -1,16 +1,19 @@
 // `npm run demo`: meshlane's whole story on one machine.
 //
 // A real kube-apiserver and etcd run here (lab/controlplane/), with
-// manifests/all-in-one.yaml applied by kubectl and a sidecar injector webhook (the
-// Istio stand-in fed by Istio's own fixtures); `meshlane-webhook serve --registrar` and
-// `meshlane-loader run --node node-a` run as real processes against it, each with its
-// own ServiceAccount's token. Pods are backed by test network namespaces with HAProxy sidecars as uid 1337
-// and Istio's nat rules, in cgroups named after the UIDs the API server gave them.
+// manifests/all-in-one.yaml applied by kubectl and Istio's own injector (istioctl
+// kube-inject behind an admission webhook) called before meshlane's;
+// `meshlane-webhook serve --registrar` and one `meshlane-loader run --node` per node
+// run as real processes against it, each with its own ServiceAccount's token. Two
+// nodes share one pod network; pods are test network namespaces with HAProxy sidecars
+// as uid 1337 and the rules of Istio's istio-iptables, in cgroups named after the UIDs
+// the API server gave them.
 //
 // The story: pods in a namespace with Istio only talk through iptables. The
 // namespace gets meshlane's label, the pods are rolled, the new ones are marked by
-// the webhook, registered by the registrar and loaded by the loader, and the same
-// traffic runs again, accelerated. Everything is removed at the end.
+// the webhook, registered by the registrar and loaded by their node's loader, and the
+// same traffic runs again, accelerated; then to a pod on the other node, steered at
+// connect time and never paired across nodes. Everything is removed at the end.
 
 import { spawnSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
@@ -28,7 +31,12 @@ const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const LOADER = join(REPO, "dist", "loader", "cli.js");
 const TRAFFIC = { sizes: Array<number>(400).fill(256 << 10), concurrency: 8 };
 const NAMESPACE = "shop";
-const NODE = "node-a";
+
+interface DemoNode {
+  name: string;
+  node: TestNode;
+  pinDir: string;
+}
 
 function loader(args: string[]): string {
   const r = spawnSync("node", [LOADER, ...args], { encoding: "utf8" });
@@ -72,18 +80,20 @@ async function traffic(client: TestPod, server: TestPod, pinDir: string): Promis
   };
 }
 
-function table(iptables: Run, meshlane: Run): string {
-  const rows: [string, string, string][] = [
-    ["", "iptables only", "meshlane"],
-    ["wall time of 400 × 256 KiB echoes", `${iptables.seconds.toFixed(2)} s`, `${meshlane.seconds.toFixed(2)} s`],
-    ["throughput (payload, one way)", `${iptables.mbPerSecond.toFixed(0)} MiB/s`, `${meshlane.mbPerSecond.toFixed(0)} MiB/s`],
-    ["client's iptables REDIRECT to 15001", String(iptables.iptablesOutbound), String(meshlane.iptablesOutbound)],
-    ["server's iptables REDIRECT to 15006", String(iptables.iptablesInbound), String(meshlane.iptablesInbound)],
-    ["connections steered by meshlane", String(BigInt(iptables.counters.connect_outbound!) + BigInt(iptables.counters.connect_inbound!)), String(BigInt(meshlane.counters.connect_outbound!) + BigInt(meshlane.counters.connect_inbound!))],
-    ["SO_ORIGINAL_DST answered by meshlane", iptables.counters.origdst_answered!, meshlane.counters.origdst_answered!],
-    ["bytes moved socket-to-socket", iptables.counters.bytes_redirected!, meshlane.counters.bytes_redirected!],
+function table(runs: [string, Run][]): string {
+  const steered = (r: Run) => String(BigInt(r.counters.connect_outbound!) + BigInt(r.counters.connect_inbound!));
+  const rows: string[][] = [
+    ["", ...runs.map(([name]) => name)],
+    ["wall time of 400 × 256 KiB echoes", ...runs.map(([, r]) => `${r.seconds.toFixed(2)} s`)],
+    ["throughput (payload, one way)", ...runs.map(([, r]) => `${r.mbPerSecond.toFixed(0)} MiB/s`)],
+    ["client's iptables REDIRECT to 15001", ...runs.map(([, r]) => String(r.iptablesOutbound))],
+    ["server's iptables REDIRECT to 15006", ...runs.map(([, r]) => String(r.iptablesInbound))],
+    ["connections steered by meshlane", ...runs.map(([, r]) => steered(r))],
+    ["SO_ORIGINAL_DST answered by meshlane", ...runs.map(([, r]) => r.counters.origdst_answered!)],
+    ["sockets paired", ...runs.map(([, r]) => r.counters.sockets_paired!)],
+    ["bytes moved socket-to-socket", ...runs.map(([, r]) => r.counters.bytes_redirected!)],
   ];
-  const w = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join("   ")).join("\n");
 }
 
@@ -101,103 +111,124 @@ function describePod(pod: V1Pod): string {
 }
 
 /**
- * Creates a client and a server pod in the API (the admission chain runs), then their
- * test namespaces, cgroups and sidecars under the UIDs the API server gave them, then
- * reports them Running with those IPs, as the kubelet would.
+ * Creates a pod in the API on a node (the admission chain runs), then its test
+ * namespace, cgroup and sidecar under the UID the API server gave it, then reports it
+ * Running with its IP, as that node's kubelet would.
  */
-async function podPair(cluster: LocalCluster, node: TestNode, suffix: string): Promise<{ client: TestPod; server: TestPod; api: V1Pod[] }> {
-  const api: V1Pod[] = [];
-  const pods: TestPod[] = [];
-  for (const role of ["client", "server"]) {
-    const name = `${role}-${suffix}`;
-    const created = await cluster.createPod(NAMESPACE, name);
-    const marked = created.metadata?.annotations?.[ANNOTATION_STATUS] === "accelerated";
-    // Unmarked pods keep Istio's defaults, which is also what the test topology uses.
-    const pod = await node.addPod(name, { uid: created.metadata!.uid!, ...(marked ? { interception: interceptionOf(created) } : {}) });
-    if (role === "server") await pod.startApp(80);
-    await cluster.runPod(NAMESPACE, name, [pod.ip]);
-    api.push(created);
-    pods.push(pod);
-  }
-  return { client: pods[0]!, server: pods[1]!, api };
+async function podOn(cluster: LocalCluster, at: DemoNode, name: string, app: boolean): Promise<{ pod: TestPod; api: V1Pod }> {
+  const api = await cluster.createPod(NAMESPACE, name, at.name);
+  const marked = api.metadata?.annotations?.[ANNOTATION_STATUS] === "accelerated";
+  // Unmarked pods keep Istio's defaults, which is also what the test topology uses.
+  const pod = await at.node.addPod(name, { uid: api.metadata!.uid!, ...(marked ? { interception: interceptionOf(api) } : {}) });
+  if (app) await pod.startApp(80);
+  await cluster.runPod(NAMESPACE, name, [pod.ip], at.name);
+  return { pod, api };
+}
+
+async function loadedPods(pinDir: string): Promise<number> {
+  return (JSON.parse(loader(["status", "--json", "--pin-dir", pinDir])).pods as unknown[]).length;
 }
 
 async function main(): Promise<void> {
   heading("meshlane-loader doctor");
   process.stdout.write(indent(loader(["doctor"]).split("\n").slice(-1).join("\n") || "ok"));
 
-  const node = await TestNode.create();
-  const pinDir = join(DEFAULT_BPFFS, `meshlane-demo-${node.id}`);
+  const nodes: DemoNode[] = [];
   let cluster: LocalCluster | undefined;
   try {
-    heading(`meshlane-loader attach --cgroup ${node.kubepods}   (the loader DaemonSet's init container)`);
-    process.stdout.write(indent(loader(["attach", "--cgroup", node.kubepods, "--pin-dir", pinDir])));
+    for (const name of ["node-a", "node-b"]) {
+      // node-b's pods join node-a's pod network: two nodes of one cluster.
+      const node = await TestNode.create(nodes[0] ? { network: nodes[0].node.network } : {});
+      nodes.push({ name, node, pinDir: join(DEFAULT_BPFFS, `meshlane-demo-${node.id}`) });
+    }
+    const [a, b] = nodes as [DemoNode, DemoNode];
+    for (const n of nodes) {
+      heading(`${n.name}: meshlane-loader attach --cgroup ${n.node.kubepods}   (the loader DaemonSet's init container)`);
+      process.stdout.write(indent(loader(["attach", "--cgroup", n.node.kubepods, "--pin-dir", n.pinDir])));
+    }
 
     heading("a cluster on this machine");
-    const workDir = join(node.workDir, "cluster");
+    const workDir = join(a.node.workDir, "cluster");
     mkdirSync(workDir);
-    cluster = await LocalCluster.start({ workDir, nodes: [{ name: NODE, kubepods: node.kubepods, pinDir }], registrarResync: "10s" });
+    cluster = await LocalCluster.start({ workDir, nodes: nodes.map((n) => ({ name: n.name, kubepods: n.node.kubepods, pinDir: n.pinDir })), registrarResync: "10s" });
     const version = JSON.parse(await cluster.cp.kubectl(["version", "-o", "json"])) as { serverVersion: { gitVersion: string } };
     process.stdout.write(indent([
       `the real Kubernetes API server: kube-apiserver ${version.serverVersion.gitVersion} with etcd, at ${cluster.cp.server}`,
       "  (Node+RBAC authorization, default admission plugins; built by scripts/build-kube.sh)",
       "kubectl apply -f manifests/all-in-one.yaml   (all of it; the webhook's clientConfig then pointed at 127.0.0.1)",
-      "sidecar injector: the Istio stand-in (Istio's own injection output), called by the API server first",
+      "sidecar injector: Istio's own (istioctl kube-inject behind an admission webhook), called by the API server first",
       "MutatingWebhookConfiguration meshlane-webhook: pods of namespaces labelled meshlane.io/accelerate=enabled,",
       "  called after Istio's injector, failurePolicy Ignore; its caBundle written by the webhook at start",
       `meshlane-webhook ${WEBHOOK_ARGS.join(" ")}   (HTTPS webhook, audit log, registrar; ServiceAccount meshlane-webhook's token)`,
-      `meshlane-loader run --node ${NODE}   (watches ConfigMaps ${nodeRegistrationsSelector(NODE)} in ${REGISTRY_NAMESPACE}; ServiceAccount meshlane-loader's token)`,
+      ...nodes.map((n) => `meshlane-loader run --node ${n.name}   (watches ConfigMaps ${nodeRegistrationsSelector(n.name)} in ${REGISTRY_NAMESPACE}; ServiceAccount meshlane-loader's token)`),
+      `two nodes, ${a.name} and ${b.name}: each its own kubepods cgroup tree, pins and loader; their pods on one pod network`,
     ].join("\n")));
 
-    heading(`namespace ${NAMESPACE} with Istio only (istio-injection=enabled): two pods, Istio's iptables path`);
+    heading(`namespace ${NAMESPACE} with Istio only (istio-injection=enabled): two pods on ${a.name}, Istio's iptables path`);
     await cluster.createNamespace(NAMESPACE, ISTIO_INJECTION_LABELS);
-    const before = await podPair(cluster, node, "v1");
-    process.stdout.write(indent(before.api.map(describePod).join("\n")));
-    const viaIptables = await traffic(before.client, before.server, pinDir);
-    process.stdout.write(indent(`client sidecar forwarded to: ${[...new Set(before.client.sidecarLog.map((l) => l.server))].join(", ")}`));
+    const before = [await podOn(cluster, a, "client-v1", false), await podOn(cluster, a, "server-v1", true)];
+    process.stdout.write(indent(before.map((p) => describePod(p.api)).join("\n")));
+    const viaIptables = await traffic(before[0]!.pod, before[1]!.pod, a.pinDir);
+    process.stdout.write(indent(`client sidecar forwarded to: ${[...new Set(before[0]!.pod.sidecarLog.map((l) => l.server))].join(", ")}`));
 
     heading(`kubectl label namespace ${NAMESPACE} meshlane.io/accelerate=enabled, then roll the pods (meshlane marks pods as they are created)`);
     await cluster.labelNamespace(NAMESPACE, MESHLANE_LABELS);
-    for (const pod of before.api) await cluster.deletePod(NAMESPACE, pod.metadata!.name!);
-    await before.client.stopProcesses();
-    await before.server.stopProcesses();
-    const after = await podPair(cluster, node, "v2");
-    process.stdout.write(indent(after.api.map(describePod).join("\n")));
+    for (const p of before) {
+      await cluster.deletePod(NAMESPACE, p.api.metadata!.name!);
+      await p.pod.stopProcesses();
+    }
+    const client = await podOn(cluster, a, "client-v2", false);
+    const server = await podOn(cluster, a, "server-v2", true);
+    const remote = await podOn(cluster, b, "server-v2-b", true);
+    process.stdout.write(indent([client, server, remote].map((p) => `${describePod(p.api)}\n  on ${p.api.spec!.nodeName}`).join("\n")));
 
     heading("the webhook's audit log: one line per review");
     for (const line of cluster.auditLines().filter((l) => l.namespace === NAMESPACE)) process.stdout.write(indent(JSON.stringify(line)));
 
-    heading(`the registrar's writes and the registry objects ${nodeRegistrationsSelector(NODE)} in ${REGISTRY_NAMESPACE}`);
-    const uids = after.api.map((p) => p.metadata!.uid!);
-    await until("both pods are registered", async () => {
-      const registered = new Set((await cluster!.nodeRegistry()).map((r) => r.uid));
-      return uids.every((uid) => registered.has(uid));
+    heading(`the registrar's writes and the registry objects in ${REGISTRY_NAMESPACE}, one per pod, labelled with its node`);
+    const placed: [DemoNode, string[]][] = [[a, [client, server].map((p) => p.api.metadata!.uid!)], [b, [remote.api.metadata!.uid!]]];
+    await until("every pod is registered on its node", async () => {
+      for (const [n, uids] of placed) {
+        const registered = new Set((await cluster!.nodeRegistry(n.name)).map((r) => r.uid));
+        if (!uids.every((uid) => registered.has(uid))) return false;
+      }
+      return true;
     });
     for (const write of cluster.webhook!.logLines("registry write")) {
       process.stdout.write(indent(`registry write: ${write.object} ${write.outcome}, ${write.ms} ms`));
     }
-    for (const r of await cluster.nodeRegistry()) process.stdout.write(indent(`pod ${r.uid} on ${r.node}: ${r.document}`));
+    for (const n of nodes) for (const r of await cluster.nodeRegistry(n.name)) process.stdout.write(indent(`pod ${r.uid} on ${r.node}: ${r.document}`));
 
-    heading("meshlane-loader status");
-    await until("the loader registered both pods", () => (JSON.parse(loader(["status", "--json", "--pin-dir", pinDir])).pods as unknown[]).length === 2);
-    process.stdout.write(indent(loader(["status", "--pin-dir", pinDir, "--state-file", cluster.node().loaderStateFile])));
+    for (const [n, uids] of placed) {
+      heading(`meshlane-loader status on ${n.name}   (its own node's pods only)`);
+      await until(`the loader of ${n.name} registered its pods`, async () => (await loadedPods(n.pinDir)) === uids.length);
+      process.stdout.write(indent(loader(["status", "--pin-dir", n.pinDir, "--state-file", cluster.node(n.name).loaderStateFile])));
+    }
 
-    heading("the same traffic, accelerated");
-    const viaMeshlane = await traffic(after.client, after.server, pinDir);
-    process.stdout.write(indent(`client sidecar forwarded to: ${[...new Set(after.client.sidecarLog.map((l) => l.server))].join(", ")} (original destination from meshlane)`));
+    heading(`the same traffic, accelerated (both pods on ${a.name})`);
+    const viaMeshlane = await traffic(client.pod, server.pod, a.pinDir);
+    process.stdout.write(indent(`client sidecar forwarded to: ${[...new Set(client.pod.sidecarLog.map((l) => l.server))].join(", ")} (original destination from meshlane)`));
 
-    heading("comparison (counters are each run's increments)");
-    process.stdout.write(indent(table(viaIptables, viaMeshlane)));
+    heading(`from ${a.name} to a pod on ${b.name}: steered at connect time on ${a.name}, then the network as usual`);
+    const toRemote = await traffic(client.pod, remote.pod, a.pinDir);
+    const remoteCounters = JSON.parse(loader(["status", "--json", "--pin-dir", b.pinDir])).counters as Record<string, string>;
+    process.stdout.write(indent(`${b.name}'s loader: sockets paired ${remoteCounters.sockets_paired}, bytes moved socket-to-socket ${remoteCounters.bytes_redirected} (nothing is paired across nodes)`));
+
+    heading("comparison (counters are each run's increments on the client's node)");
+    process.stdout.write(indent(table([["iptables only", viaIptables], ["meshlane, same node", viaMeshlane], [`meshlane, to ${b.name}`, toRemote]])));
     process.stdout.write(indent(
-      "\nThe server's REDIRECT still counts one packet per connection: the handshake to 15006 crosses its\n" +
-      "nat table (a no-op rewrite 15006 -> 15006); every payload byte goes socket to socket.",
+      "\nThe server's REDIRECT still counts one packet per connection on the same node: the handshake to\n" +
+      "15006 crosses its nat table (a no-op rewrite 15006 -> 15006); every payload byte between the\n" +
+      "sidecars goes socket to socket. A pod on another node is reached over the pod network as without\n" +
+      "meshlane: its own iptables hand each connection to its sidecar.",
     ));
   } finally {
     heading("cleaning up");
     await cluster?.stop();
-    process.stdout.write(indent(loader(["detach", "--pin-dir", pinDir, "--drain-ms", "200"])));
-    await node.destroy();
-    process.stdout.write(indent("kube-apiserver, etcd, webhook and loader stopped; namespaces, cgroups, pins and sidecars removed"));
+    for (const n of nodes) process.stdout.write(indent(loader(["detach", "--pin-dir", n.pinDir, "--drain-ms", "200"])));
+    // node-b joined node-a's pod network: node-a, which made it, goes last.
+    for (const n of [...nodes].reverse()) await n.node.destroy();
+    process.stdout.write(indent("kube-apiserver, etcd, webhook and loaders stopped; namespaces, cgroups, pins and sidecars removed"));
   }
 }
 

@@ -61,6 +61,8 @@ function binaryEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
+const PORT_ATTEMPTS = 3;
+
 const stopOnExit = new Set<ControlPlane>();
 process.on("exit", () => {
   for (const cp of stopOnExit) cp.killNow();
@@ -84,18 +86,24 @@ export class ControlPlane {
   static async start(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
     const assets = kubeAssets();
     const timeout = options.startTimeoutMs ?? 60_000;
-    const dir = mkdtempSync(join(options.parentDir ?? tmpdir(), "meshlane-cp-"));
-    const [etcdClient, etcdPeer, apiPort] = [await closedPort(), await closedPort(), await closedPort()];
-    const cp = new ControlPlane(dir, `https://127.0.0.1:${apiPort}`, createPki(), assets);
-    stopOnExit.add(cp);
-    try {
-      await cp.startEtcd(etcdClient, etcdPeer, timeout);
-      await cp.startApiserver(etcdClient, apiPort, timeout, options.audit ?? false);
-    } catch (e) {
-      await cp.stop();
-      throw e;
+    const pki = createPki();
+    for (let attempt = 1; ; attempt++) {
+      const dir = mkdtempSync(join(options.parentDir ?? tmpdir(), "meshlane-cp-"));
+      // Free a moment ago, but on a busy machine an outgoing connection can take
+      // one of these ports as its source port before the binary binds it.
+      const [etcdClient, etcdPeer, apiPort] = [await closedPort(), await closedPort(), await closedPort()];
+      const cp = new ControlPlane(dir, `https://127.0.0.1:${apiPort}`, pki, assets);
+      stopOnExit.add(cp);
+      try {
+        await cp.startEtcd(etcdClient, etcdPeer, timeout);
+        await cp.startApiserver(etcdClient, apiPort, timeout, options.audit ?? false);
+        return cp;
+      } catch (e) {
+        await cp.stop();
+        if (attempt < PORT_ATTEMPTS && /address already in use/.test((e as Error).message)) continue;
+        throw e;
+      }
     }
-    return cp;
   }
 
   private async startEtcd(clientPort: number, peerPort: number, timeoutMs: number): Promise<void> {

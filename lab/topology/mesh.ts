@@ -1,6 +1,7 @@
 // A test node with meshlane on it: the topology of node.ts plus the programs
 // attached to its kubepods cgroup (pins under a directory of its own) and an
-// in-process way to register pods. Kernel suites build on this.
+// in-process way to register pods. Kernel suites build on this; two of them on one
+// pod network (create({ network })) are two nodes of a cluster.
 
 import { existsSync, readdirSync } from "node:fs";
 import { attach, detach } from "../../loader/attach.js";
@@ -8,7 +9,7 @@ import { readCounters, type Counters } from "../../loader/counters.js";
 import { openPinnedMaps, type PinnedMaps } from "../../loader/pinned.js";
 import { reconcile, type SyncReport } from "../../loader/sync.js";
 import { DEFAULT_BPFFS } from "../../loader/pins.js";
-import { TestNode, type TestPod } from "./node.js";
+import { TestNode, type PodNetwork, type TestPod } from "./node.js";
 import { run } from "./run.js";
 
 export class Mesh {
@@ -16,8 +17,8 @@ export class Mesh {
 
   private constructor(readonly node: TestNode, readonly pinDir: string) {}
 
-  static async create(): Promise<Mesh> {
-    const node = await TestNode.create();
+  static async create(opts: { network?: PodNetwork } = {}): Promise<Mesh> {
+    const node = await TestNode.create(opts);
     return new Mesh(node, `${DEFAULT_BPFFS}/meshlane-${node.id}`);
   }
 

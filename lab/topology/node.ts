@@ -2,8 +2,11 @@
 // (…/meshlane-test-<id>/kubepods) plus a bridge in a network namespace of our own;
 // a "pod" is a network namespace on that bridge, a cgroup named as kubelet names
 // it, Istio's nat rules inside the namespace, and an HAProxy sidecar as uid 1337.
-// Nothing here touches the root network namespace or the root cgroup, and
-// destroy() removes everything it made, also after a failure half-way.
+// A second node may join the first one's bridge (TestNode.create({ network })): its
+// own cgroup tree, its pods on the same subnet, so pods reach the other node's pods by
+// IP as across a cluster's pod network. Nothing here touches the root network
+// namespace or the root cgroup, and destroy() removes everything it made, also after
+// a failure half-way.
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -161,31 +164,56 @@ export class TestPod {
   }
 }
 
+/**
+ * The pod network: a bridge in a namespace of its own, made by the node that created
+ * it (and removed with it), and the host numbers its pods take, shared by every node
+ * on it so that no two pods get one address or veth name.
+ */
+export class PodNetwork {
+  private nextHost = 2;
+  constructor(readonly bridgeNs: string, readonly owner: string) {}
+
+  allocateHost(): number {
+    if (this.nextHost > 254) throw new Error(`pod network ${this.bridgeNs}: no address left in ${SUBNET}.0/24`);
+    return this.nextHost++;
+  }
+}
+
 export class TestNode {
   readonly pods: TestPod[] = [];
-  private nextHost = 2;
 
   private constructor(
     readonly id: string,
     readonly cgroupRoot: string,
     readonly kubepods: string,
-    readonly bridgeNs: string,
+    readonly network: PodNetwork,
     readonly workDir: string,
   ) {}
 
-  /** A fresh node; its names carry this process's pid and a random tag so suites never collide. */
-  static async create(): Promise<TestNode> {
+  get bridgeNs(): string {
+    return this.network.bridgeNs;
+  }
+
+  /**
+   * A fresh node; its names carry this process's pid and a random tag so suites never
+   * collide. With `network` (another node's), its pods join that node's bridge: two
+   * nodes of one cluster. The network's creator must be destroyed last.
+   */
+  static async create(opts: { network?: PodNetwork } = {}): Promise<TestNode> {
     const cg2 = findCgroup2Mount();
     if (!cg2) throw new Error("no cgroup2 mount found: the kernel suites need cgroup v2");
     const id = `mlt${process.pid}${randomUUID().slice(0, 4)}`;
-    const node = new TestNode(id, join(cg2, `meshlane-test-${id}`), join(cg2, `meshlane-test-${id}`, "kubepods"), `${id}-br`, mkdtempSync(join(tmpdir(), `${id}-`)));
+    const network = opts.network ?? new PodNetwork(`${id}-br`, id);
+    const node = new TestNode(id, join(cg2, `meshlane-test-${id}`), join(cg2, `meshlane-test-${id}`, "kubepods"), network, mkdtempSync(join(tmpdir(), `${id}-`)));
     try {
       chmodSync(node.workDir, 0o755); // the sidecar (uid 1337) reads its config from here
       mkdirSync(node.kubepods, { recursive: true });
-      await run("ip", ["netns", "add", node.bridgeNs]);
-      await run("ip", ["-n", node.bridgeNs, "link", "add", "br0", "type", "bridge"]);
-      await run("ip", ["-n", node.bridgeNs, "link", "set", "br0", "up"]);
-      await run("ip", ["-n", node.bridgeNs, "link", "set", "lo", "up"]);
+      if (network.owner === id) {
+        await run("ip", ["netns", "add", node.bridgeNs]);
+        await run("ip", ["-n", node.bridgeNs, "link", "add", "br0", "type", "bridge"]);
+        await run("ip", ["-n", node.bridgeNs, "link", "set", "br0", "up"]);
+        await run("ip", ["-n", node.bridgeNs, "link", "set", "lo", "up"]);
+      }
     } catch (e) {
       await node.destroy();
       throw e;
@@ -194,17 +222,17 @@ export class TestNode {
   }
 
   /**
-   * Adds a pod: namespace, veth to the bridge, cgroup kubepods/pod<uid>, Istio's
+   * Adds a pod: namespace, veth to the bridge, cgroup kubepods/[qos/]pod<uid>, Istio's
    * rules (unless iptables is false) and, unless sidecar is false, HAProxy. `uid`
    * names the cgroup (default: a random one); pass the UID an API server gave the pod.
    */
-  async addPod(name: string, opts: { uid?: string; interception?: Partial<Interception>; sidecar?: boolean; sidecarCpus?: string; sidecarOptions?: SidecarOptions; iptables?: boolean; underKubepods?: boolean } = {}): Promise<TestPod> {
+  async addPod(name: string, opts: { uid?: string; interception?: Partial<Interception>; sidecar?: boolean; sidecarCpus?: string; sidecarOptions?: SidecarOptions; iptables?: boolean; underKubepods?: boolean; qos?: "burstable" } = {}): Promise<TestPod> {
     const uid = opts.uid ?? randomUUID();
-    const n = this.nextHost++;
+    const n = this.network.allocateHost();
     const ip = `${SUBNET}.${n}`;
     const ip6 = `${SUBNET6}${n}`;
     const netns = `${this.id}-${name}`;
-    const cgroup = opts.underKubepods === false ? join(this.cgroupRoot, `host-${name}`) : join(this.kubepods, `pod${uid}`);
+    const cgroup = opts.underKubepods === false ? join(this.cgroupRoot, `host-${name}`) : join(this.kubepods, opts.qos ?? "", `pod${uid}`);
     const pod = new TestPod(this, name, uid, ip, ip6, netns, cgroup, { ...defaultInterception(), ...opts.interception });
     this.pods.push(pod);
     mkdirSync(cgroup, { recursive: true });
@@ -277,7 +305,7 @@ export class TestNode {
   async destroy(): Promise<void> {
     for (const pod of this.pods) await pod.stopProcesses();
     for (const pod of this.pods) await run("ip", ["netns", "del", pod.netns]).catch(() => undefined);
-    await run("ip", ["netns", "del", this.bridgeNs]).catch(() => undefined);
+    if (this.network.owner === this.id) await run("ip", ["netns", "del", this.bridgeNs]).catch(() => undefined);
     removeCgroupTree(this.cgroupRoot);
     rmSync(this.workDir, { recursive: true, force: true });
   }

@@ -55,7 +55,7 @@ export type CounterName = (typeof COUNTERS)[number];
 
 const addr = bytes(16, 4);
 
-export const meshConfig = struct("mesh_config", { flags: u32 });
+export const meshConfig = struct("mesh_config", { flags: u32, pod_level_min: u32, pod_level_max: u32 });
 
 export const podEntry = struct("pod_entry", {
   flags: u32,
@@ -101,7 +101,7 @@ export const sockState = struct("sock_state", {
   orig_family: u32,
   orig_ip: addr,
   orig_port: u16,
-  pad: u16,
+  key_port: u16,
 });
 
 export const handoverKey = struct("handover_key", {

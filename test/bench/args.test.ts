@@ -37,3 +37,12 @@ test("every series of the plan measures iptables and each meshlane mode at every
     assert.ok(plan.points.some((p) => p.modes.includes("unregistered")));
   }
 });
+
+test("--repetitions repeats every point of the plan; anything but 1–99 is refused", () => {
+  const plan = makePlan(true);
+  assert.equal(selectPoints(plan, parseBenchArgs(["--quick"])).repetitions, plan.repetitions);
+  const repeated = selectPoints(plan, parseBenchArgs(["--quick", "--repetitions", "3"]));
+  assert.equal(repeated.repetitions, 3);
+  assert.deepEqual(repeated.points, plan.points);
+  for (const bad of ["0", "-1", "2.5", "100", "three"]) assert.throws(() => parseBenchArgs(["--quick", `--repetitions=${bad}`]), /--repetitions must be/);
+});

@@ -5,7 +5,7 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { X509Certificate } from "node:crypto";
+import { createHash, X509Certificate } from "node:crypto";
 import { request } from "node:https";
 import type { TLSSocket } from "node:tls";
 import { AdmissionregistrationV1Api, CoreV1Api, type V1MutatingWebhookConfiguration } from "@kubernetes/client-node";
@@ -101,6 +101,16 @@ test("Secret store: absent, created, read back, and a stale write is a conflict"
   await assert.rejects(fresh.save(set), StoreConflictError, "create over an existing Secret conflicts too");
 });
 
+test("Secret store: an existing Secret keeps its type (the API server refuses a change), as the manifest's empty Opaque one", async () => {
+  await core.createNamespacedSecret({ namespace: SYSTEM_NAMESPACE, body: { metadata: { name: "certs-opaque" }, type: "Opaque" } });
+  const store = new SecretCertificateStore(cp.admin.kubeConfig, SYSTEM_NAMESPACE, "certs-opaque");
+  assert.equal(await store.load(), undefined, "no data: no certificates yet");
+  const set = renew(undefined, { action: "new-ca", why: "test" }, new Date(), policy);
+  await store.save(set);
+  assert.equal((await core.readNamespacedSecret({ namespace: SYSTEM_NAMESPACE, name: "certs-opaque" })).type, "Opaque");
+  assert.deepEqual(await new SecretCertificateStore(cp.admin.kubeConfig, SYSTEM_NAMESPACE, "certs-opaque").load(), set);
+});
+
 test("the webhook as the manifest runs it, with its ServiceAccount's token: fills the manifest's Secret, and the published caBundle verifies it", async () => {
   const identity = await cp.serviceAccount(SYSTEM_NAMESPACE, WEBHOOK_SA);
   const parsed = parseServeArgs([
@@ -124,6 +134,17 @@ test("the webhook as the manifest runs it, with its ServiceAccount's token: fill
     });
     const secret = await core.readNamespacedSecret({ namespace: SYSTEM_NAMESPACE, name: SECRET });
     assert.equal(serial, new X509Certificate(Buffer.from(secret.data!["tls.crt"]!, "base64").toString()).serialNumber);
+
+    // An upgrade re-applies the whole manifest: the certificates the webhook made, and the
+    // caBundle that trusts them, must come through untouched (the manifest owns no data key).
+    await cp.kubectl(["apply", "-f", MANIFEST_PATH]);
+    const reapplied = await core.readNamespacedSecret({ namespace: SYSTEM_NAMESPACE, name: SECRET });
+    const keys = (data: Record<string, string> | undefined) => Object.entries(data ?? {}).map(([k, v]) => `${k}: ${v ? createHash("sha256").update(v).digest("hex").slice(0, 12) : "(empty)"}`);
+    assert.deepEqual(keys(reapplied.data), keys(secret.data), "re-applying the manifest kept every key of the Secret");
+    assert.equal(caBundleOf(await admission.readMutatingWebhookConfiguration({ name: MWC.metadata!.name! }), 0), caBundle, "and the caBundle");
+    const before = running.certificates.certificates;
+    assert.equal(await running.certificates.check(), before, "the webhook's next check keeps its set: no new CA");
+    assert.equal(caBundleOf(await admission.readMutatingWebhookConfiguration({ name: MWC.metadata!.name! }), 0), caBundle);
 
     // Re-applying the manifest keeps caBundle (apply merges webhooks by name and never set
     // the field); replacing the object, as a tool that owns it whole does, empties it.

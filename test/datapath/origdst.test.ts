@@ -96,8 +96,9 @@ describe("original destination", () => {
     assert.equal(viaMeshlane.steered, 1);
     assert.equal(viaMeshlane.view.local, viaIptables.view.local);
     assert.equal(viaMeshlane.view.remote, viaIptables.view.remote);
-    // The one difference left: the kernel picked loopback as the source, and the sidecar sees that.
-    assert.equal(viaMeshlane.view.sidecarSees, "127.0.0.1");
+    // Not bound to the pod IP, the socket is steered to the pod's own address (not the loopback listener), so the
+    // kernel picks that as its source: the sidecar sees what it sees under iptables.
+    assert.equal(viaMeshlane.view.sidecarSees, pod.ip);
   });
 
   test("a connection whose original destination meshlane lost: SO_ORIGINAL_DST fails, never names the probe's own listener", async () => {

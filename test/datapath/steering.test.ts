@@ -79,7 +79,7 @@ describe("steering", () => {
 
     assert.deepEqual(res.filter((r) => !r.ok), []);
     const after = mesh.counters();
-    assert.equal(after.CNT_CONNECT_INBOUND - before.CNT_CONNECT_INBOUND, BigInt(total), "a's sidecar was steered to b's inbound port");
+    assert.equal(after.CNT_CONNECT_INBOUND - before.CNT_CONNECT_INBOUND, BigInt(total), "a's sidecar's connection to b was recognised as inbound to a registered pod");
     const inbound = b.sidecarLog.filter((l) => l.frontend === "inbound");
     assert.equal(inbound.length, total);
     for (const l of inbound) {
@@ -89,7 +89,7 @@ describe("steering", () => {
     // b's sidecar to its app is left alone: it arrives from the passthrough address, not looped back into 15006.
     assert.equal(b.appLog.length, total);
     for (const peer of b.appLog) assert.match(peer, /^(::ffff:)?127\.0\.0\.6:\d+$/);
-    // The handshake still crosses b's nat PREROUTING (15006 -> 15006); that is one packet per connection.
+    // meshlane keeps the destination port: b's own REDIRECT takes the handshake to 15006, as without meshlane.
     assert.equal((await b.redirectCounters()).inbound - iptB.inbound, total);
   });
 
@@ -192,13 +192,14 @@ describe("steering right after iptables handled the same ports", () => {
   });
   after(() => mesh.destroy());
 
-  test("a connection whose source port the destination's conntrack remaps keeps its original destination and stays unpaired", async () => {
+  test("a connection from the same source port right after iptables handled it is the same connection iptables made: not remapped, paired", async () => {
     // A sidecar-side connection (uid 1337) from a fixed port, first under iptables: b's
-    // conntrack keeps its entry (reply tuple b:15006 -> a:40001) after it closes.
+    // conntrack entry (a:40001 -> b:80, reply b:15006 -> a:40001) and b's TIME_WAIT
+    // (b:15006 <- a:40001) stay after it closes.
     const spec = { sizes: [10_000], concurrency: 1, localPort: 40_001 };
     assert.deepEqual((await a.send(b.ip, 80, spec, { uid: 1337 })).filter((r) => !r.ok), []);
-    // Registered now, the same port is steered to b:15006: same reply tuple, so b's
-    // conntrack gives the connection another source port on the way in.
+    // Registered now: meshlane keeps the destination port and b's REDIRECT takes the SYN
+    // to 15006, so the new connection has the old one's tuples everywhere; nothing clashes.
     mesh.register([a, b]);
     b.sidecarLog = [];
     const before = mesh.counters();
@@ -208,8 +209,10 @@ describe("steering right after iptables handled the same ports", () => {
     assert.deepEqual(res.filter((r) => !r.ok), []);
     const after = mesh.counters();
     assert.equal(after.CNT_CONNECT_INBOUND - before.CNT_CONNECT_INBOUND, 1n);
-    assert.equal(after.CNT_ORIGDST_ANSWERED - before.CNT_ORIGDST_ANSWERED, 1n, "b's sidecar got the original destination despite the NAT");
+    assert.equal(after.CNT_ORIGDST_ANSWERED - before.CNT_ORIGDST_ANSWERED, 1n, "b's sidecar got the original destination");
     assert.deepEqual(b.sidecarLog.map((l) => l.server), [`${b.ip}:80`]);
-    assert.equal(after.CNT_FALLBACK_NAT - before.CNT_FALLBACK_NAT, 1n, "the accepted end saw another tuple and was not paired");
+    assert.deepEqual(b.sidecarLog.map((l) => l.client), [`${a.ip}:40001`], "conntrack kept the source port");
+    assert.equal(after.CNT_FALLBACK_NAT - before.CNT_FALLBACK_NAT, 0n);
+    assert.equal(after.CNT_SOCKETS_PAIRED - before.CNT_SOCKETS_PAIRED, 2n, "both ends found each other across b's REDIRECT");
   });
 });
