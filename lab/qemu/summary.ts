@@ -27,7 +27,7 @@ export function parseRunnerSummary(log: string): RunnerSummary | null {
  * Each failed test of a spec-reporter log: its name, then its whole error message
  * (a matrix's assertion lists every differing row, one a line), without the stack.
  */
-const STACK_FRAME = /^\s+at (?:async )?\S.*(?:\(.*:\d+:\d+\)|:\d+:\d+|\(index \d+\))$/;
+const STACK_FRAME = /^\s+at (?:async )?\S.*(?:\(.*:\d+:\d+\)|:\d+:\d+|\(index \d+\))(?: \{)?$/;
 
 export function failedTests(log: string): string[] {
   const lines = log.split("\n");
@@ -39,9 +39,11 @@ export function failedTests(log: string): string[] {
     const message: string[] = [];
     for (let j = i + 1; j < lines.length; j++) {
       const l = lines[j]!;
-      if (!l.trim() || STACK_FRAME.test(l) || l.startsWith("test at ") || l.trim().startsWith("✖")) break;
+      if (STACK_FRAME.test(l) || l.startsWith("test at ") || l.trim().startsWith("✖")) break;
       message.push(l.trim());
     }
+    // assert's messages have blank lines of their own ("what\n\n3 !== 0"); the block's end has some too.
+    while (message.length && !message.at(-1)) message.pop();
     failures.push(message.length ? `${m[1]}: ${message.join("\n")}` : m[1]!);
   }
   return failures;

@@ -73,6 +73,16 @@ test at test/datapath/socket-api.test.ts:116:5
     generatedMessage: false,
     code: 'ERR_ASSERTION'
   }
+
+test at dist/test/datapath/switching.test.js:127:9
+✖ deregistered, then registered (1693.6ms)
+  AssertionError [ERR_ASSERTION]: PAWSTimewait in pod b
+  
+  3 !== 0
+  
+      at TestContext.<anonymous> (file:///work/meshlane/dist/test/datapath/switching.test.js:140:20) {
+    generatedMessage: false
+  }
 `;
 
 describe("guest output", () => {
@@ -90,6 +100,7 @@ describe("guest output", () => {
       "eof is seen: 'test did not finish before its parent and was cancelled'",
       "redirect=proxy: every row identical to iptables: AssertionError [ERR_ASSERTION]: mode proxy changed what applications receive:\n" +
         "read 1000 server: iptables rx=1000 end=eof, got rx=0 end=eagain\nat least one more row: splice 200000 client",
+      "deregistered, then registered: AssertionError [ERR_ASSERTION]: PAWSTimewait in pod b\n\n3 !== 0",
     ]);
     assert.deepEqual(failedTests("✔ all good\nℹ fail 0\n"), []);
   });
