@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { meshlaneCache } from "../lab/qemu/apt.js";
 import { KERNELS, kernelById } from "../lab/qemu/kernels.js";
-import { datapathSuites, runHost, runKernel, type Row } from "../lab/qemu/matrix.js";
+import { datapathSuites, runHost, runKernel, stopHostSteps, type Row } from "../lab/qemu/matrix.js";
 import { renderTable, replaceTable, rowProblems } from "../lab/qemu/table.js";
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -68,12 +68,26 @@ async function one(id: string): Promise<void> {
 // The page is rewritten as each kernel finishes: a run stopped half-way (a guest takes
 // tens of minutes) still leaves the rows it has, and says which kernels have none.
 const date = new Date().toISOString().slice(0, 10);
+let stopped: string | undefined;
+const unfinished = () => (stopped ? `the run was stopped (${stopped}) before this kernel finished` : "still running when this was written");
 const tableNow = () =>
-  renderTable(ids.flatMap((id) => results.get(id) ?? []), suites, date, ids.filter((id) => !results.has(id)).map((id) => ({ kernel: id, why: failed.get(id) ?? "still running when this was written" })));
+  renderTable(ids.flatMap((id) => results.get(id) ?? []), suites, date, ids.filter((id) => !results.has(id)).map((id) => ({ kernel: id, why: failed.get(id) ?? unfinished() })));
 function writeDoc(): void {
   if (values["no-doc"]) return;
   const doc = join(REPO, "docs", "kernels.md");
   writeFileSync(doc, replaceTable(readFileSync(doc, "utf8"), tableNow()));
+}
+// Stopped (Ctrl-C, a deadline): the page says so instead of "still running"; the guests die
+// with this process (pdeathsig), the host's running suite is ended (lab/topology/janitor.ts
+// clears what its after-hooks could not).
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    stopped = signal;
+    stopHostSteps();
+    writeDoc();
+    console.log(`test:kernels: stopped by ${signal}; no result for ${ids.filter((id) => !results.has(id)).join(", ") || "none"}`);
+    process.exit(1);
+  });
 }
 // --jobs 2 boots two guests at once: each emulated CPU is one host thread, so on a
 // machine with spare cores the matrix takes about half the time.

@@ -112,13 +112,31 @@ export async function runHost(opts: MatrixOptions): Promise<Row> {
   return toRow("host", release(), results, (Date.now() - started) / 1000);
 }
 
+/** Process groups of the host row's running steps (each step's shell, its test runner and the suite's processes). */
+const hostSteps = new Set<number>();
+
+/** Ends the host row's running step, group and all (a stopped run; the guests die by pdeathsig). */
+export function stopHostSteps(): void {
+  for (const group of hostSteps) {
+    try {
+      process.kill(-group, "SIGTERM");
+    } catch {
+      // already gone
+    }
+  }
+}
+
 function sh(command: string, cwd: string): Promise<{ code: number; output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn("bash", ["-c", command], { cwd, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("bash", ["-c", command], { cwd, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    if (child.pid !== undefined) hostSteps.add(child.pid);
     let output = "";
     child.stdout!.on("data", (d) => (output += d));
     child.stderr!.on("data", (d) => (output += d));
     child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? 1, output }));
+    child.on("close", (code) => {
+      if (child.pid !== undefined) hostSteps.delete(child.pid);
+      resolve({ code: code ?? 1, output });
+    });
   });
 }
