@@ -17,7 +17,12 @@ function findRoot(): string {
 
 export const REPO = findRoot();
 
-/** How to start one of meshlane's command lines: as TypeScript from the sources (under tsx), as JavaScript from dist/. */
+/**
+ * The argv (after node) that runs one of meshlane's CLIs in the same form as the
+ * caller: the TypeScript sources through tsx when running from the sources, the
+ * built dist/ otherwise. tsx compiles the whole CLI at every start, which costs
+ * seconds on the host and minutes in lab/qemu's emulated guests (they run dist/).
+ */
 export function cliCommand(cli: "webhook" | "loader"): string[] {
   return import.meta.url.endsWith(".ts") ? ["--import", "tsx", join(REPO, cli, "cli.ts")] : [join(REPO, "dist", cli, "cli.js")];
 }

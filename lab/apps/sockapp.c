@@ -16,7 +16,7 @@
 //   send=API      write writev sendfile splice zerocopy
 //   conn=API      (client) connect tfo-sendto tfo-connect
 //   end=STYLE     how this side closes: close rdwr (shutdown SHUT_RDWR first) linger0 (SO_LINGER 0: reset)
-//   delay=MS      wait before this side's half-close (sending first) or close (sending second)
+//   delay=MS      wait before this side's half-close (sending first) or close (sending second), times MESHLANE_LAB_SLOWDOWN
 //   rcvtimeo=MS   SO_RCVTIMEO on the socket (a blocking read must still end with 0 at end-of-file)
 //
 // Every connection prints one JSON line (a single write, so lines of concurrent children never mix):
@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <linux/errqueue.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -557,9 +558,21 @@ static void name_of(int fd, int peer, char *out, size_t cap)
 	snprintf(out, cap, "%s:%d", ip, port);
 }
 
+/* Until the peer acknowledged everything this socket sent (bounded by the connection's deadline). */
+static void wait_acked(int fd)
+{
+	int queued;
+	while (!deadline_hit && ioctl(fd, SIOCOUTQ, &queued) == 0 && queued > 0)
+		sleep_ms(5);
+}
+
 static void finish(int fd, const struct spec *s)
 {
 	if (!strcmp(s->end, "linger0")) {
+		/* A reset discards what is still in the send queue: "reset after sending" means after
+		 * the bytes left. Under qemu TCG, 200 kB through a sidecar took longer than the row's
+		 * delay, and the iptables run itself lost a tail of varying length. */
+		wait_acked(fd);
 		struct linger l = { 1, 0 };
 		setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
 	} else if (!strcmp(s->end, "rdwr")) {
@@ -592,14 +605,14 @@ static void exchange(int fd, const struct spec *s, int is_client, const char *id
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (sends_first) {
 		if (tx_all(fd, s->send, txbuf, s->size, &t) == 0) {
-			sleep_ms(s->delay_ms);
+			sleep_ms(s->delay_ms * slowdown);
 			shutdown(fd, SHUT_WR);
 		}
 		rx_loop(fd, s->recv, &r);
 	} else {
 		rx_loop(fd, s->recv, &r);
 		if (tx_all(fd, s->send, txbuf, s->size, &t) == 0)
-			sleep_ms(s->delay_ms);
+			sleep_ms(s->delay_ms * slowdown);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (is_client && strcmp(s->conn, "connect")) {

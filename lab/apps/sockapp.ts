@@ -4,10 +4,10 @@
 
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { REPO } from "../repo.js";
 
-const SOURCE = join(dirname(fileURLToPath(import.meta.url)), "sockapp.c");
+const SOURCE = join(REPO, "lab", "apps", "sockapp.c");
 
 export const RECV_APIS = ["read", "readv", "recv", "recvmsg", "recvmmsg", "peek", "waitall", "splice", "fionread", "rcvlowat", "uring", "epoll"] as const;
 export const SEND_APIS = ["write", "writev", "sendfile", "splice", "zerocopy"] as const;

@@ -43,7 +43,7 @@ export function describeKernel(id: string, suites: string[]): void {
         assert.ok(s, `${suite} did not run`);
         assert.ok(s.summary, `${suite} printed no test summary (exit ${s.code}): ${s.failures.join("; ")}`);
         assert.ok(s.summary.tests > 0, `${suite} ran no test`);
-        assert.deepEqual(s.failures, [], `${suite} on ${row.release}:\n${s.failureDetail}`);
+        assert.deepEqual(s.failures, [], `${suite} on ${row.release}:\n${s.failures.join("\n")}`);
         assert.equal(s.summary.fail + s.summary.cancelled, 0, `${suite} on ${row.release}: ${s.summary.fail} failed, ${s.summary.cancelled} cancelled`);
         assert.equal(s.code, 0, `${suite} exited ${s.code}`);
       });

@@ -116,7 +116,9 @@ function runQemu(args: string[], timeoutMs: number): Promise<{ timedOut: boolean
     // bash reports qemu's CPU time (`times`): on a shared machine that, not the wall
     // time, is what a guest costs.
     // (`times` prints the shell's own line, then its children's; in a pipeline it would be a subshell's.)
-    const script = 'qemu-system-x86_64 "$@"; rc=$?; times >&2; exit $rc';
+    // qemu gets a pdeathsig of its own: a forked child does not inherit bash's, and an
+    // orphaned guest would go on using a core each after its test run was killed.
+    const script = 'setpriv --pdeathsig KILL -- qemu-system-x86_64 "$@"; rc=$?; times >&2; exit $rc';
     const child = spawn("setpriv", ["--pdeathsig", "KILL", "--", "bash", "-c", script, "qemu", ...args], { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     let timedOut = false;

@@ -2,7 +2,7 @@
 // host's own), doctor's verdict and each kernel suite's pass/fail counts.
 
 import { spawn } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { release } from "node:os";
 import { join } from "node:path";
 import { fetchKernel } from "./apt.js";
@@ -16,9 +16,10 @@ export interface SuiteResult {
   summary: RunnerSummary | null;
   code: number;
   seconds: number;
+  /** Each failed test with its whole error message (summary.ts failedTests). */
   failures: string[];
-  /** The runner's failure reports (each ✖ line with the lines under it), for the reader of a failed run. */
-  failureDetail: string;
+  /** The runner's whole output, kept for the reader of a failed run. */
+  log: string;
 }
 
 export interface Row {
@@ -40,15 +41,21 @@ export function datapathSuites(repo: string): string[] {
 
 const DOCTOR: Step = { name: "doctor", command: "node dist/loader/cli.js doctor" };
 const ATTACH: Step = { name: "attach", command: "bash lab/qemu/attach-leaves-nothing.sh" };
+/**
+ * The suites run as built JavaScript (dist/, which npm test and npm run test:kernels
+ * build first), so that neither the runner nor the CLIs a suite starts
+ * (lab/repo.ts cliCommand) compile TypeScript with tsx: under TCG that alone took
+ * minutes (faults' loader did not start within 90 s).
+ */
+const suiteFile = (suite: string) => `dist/test/datapath/${suite}.test.js`;
 const suiteStep = (suite: string): Step => ({
   name: `suite-${suite}`,
-  command: `node --import tsx --test --test-reporter=spec --test-timeout=1500000 test/datapath/${suite}.test.ts`,
+  command: `node --test --test-reporter=spec --test-timeout=1500000 ${suiteFile(suite)}`,
 });
 
-/** Each "✖" report of node's spec reporter with the dozen lines below it: what failed and why. */
-function failureDetail(log: string): string {
-  const lines = log.split("\n");
-  return lines.flatMap((l, i) => (/^\s*✖ /.test(l) ? lines.slice(i, i + 12) : [])).slice(0, 200).join("\n");
+function requireBuilt(repo: string, suites: string[]): void {
+  const missing = ["dist/loader/cli.js", ...suites.map(suiteFile)].filter((f) => !existsSync(join(repo, f)));
+  if (missing.length) throw new Error(`${missing.join(", ")} missing: run "npm run build" first (npm test and npm run test:kernels do)`);
 }
 
 function toRow(kernel: string, rel: string, results: StepResult[], seconds: number): Row {
@@ -58,8 +65,8 @@ function toRow(kernel: string, rel: string, results: StepResult[], seconds: numb
   for (const r of results.filter((x) => x.name.startsWith("suite-"))) {
     const summary = parseRunnerSummary(r.log);
     const failures = failedTests(r.log);
-    if (!summary) failures.push(`no test summary (exit ${r.code}): ${r.log.trim().split("\n").slice(-3).join(" / ")}`);
-    row.suites.push({ suite: r.name.slice("suite-".length), summary, code: r.code, seconds: r.seconds, failures, failureDetail: failureDetail(r.log) });
+    if (!summary) failures.push(`no test summary (exit ${r.code}); its last lines:\n${r.log.trim().split("\n").slice(-15).join("\n")}`);
+    row.suites.push({ suite: r.name.slice("suite-".length), summary, code: r.code, seconds: r.seconds, failures, log: r.log });
   }
   const a = get("attach");
   if (a) {
@@ -82,6 +89,7 @@ export interface MatrixOptions {
  * doctor and the attach-leaves-nothing check instead.
  */
 export async function runKernel(k: Kernel, opts: MatrixOptions): Promise<Row> {
+  requireBuilt(opts.repo, opts.suites);
   const unpacked = await fetchKernel(k);
   const steps = k.expect === "too-old" ? [DOCTOR, ATTACH] : [DOCTOR, ...opts.suites.map(suiteStep)];
   opts.log?.(`kernel ${k.id}: booting ${unpacked.release} under qemu (TCG) for ${steps.map((s) => s.name).join(", ")}`);
@@ -91,6 +99,7 @@ export async function runKernel(k: Kernel, opts: MatrixOptions): Promise<Row> {
 
 /** The host's own kernel: the same steps, run directly (no qemu). */
 export async function runHost(opts: MatrixOptions): Promise<Row> {
+  requireBuilt(opts.repo, opts.suites);
   const started = Date.now();
   const steps = [DOCTOR, ...opts.suites.map(suiteStep)];
   const results: StepResult[] = [];
@@ -103,13 +112,31 @@ export async function runHost(opts: MatrixOptions): Promise<Row> {
   return toRow("host", release(), results, (Date.now() - started) / 1000);
 }
 
+/** Process groups of the host row's running steps (each step's shell, its test runner and the suite's processes). */
+const hostSteps = new Set<number>();
+
+/** Ends the host row's running step, group and all (a stopped run; the guests die by pdeathsig). */
+export function stopHostSteps(): void {
+  for (const group of hostSteps) {
+    try {
+      process.kill(-group, "SIGTERM");
+    } catch {
+      // already gone
+    }
+  }
+}
+
 function sh(command: string, cwd: string): Promise<{ code: number; output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn("bash", ["-c", command], { cwd, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("bash", ["-c", command], { cwd, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    if (child.pid !== undefined) hostSteps.add(child.pid);
     let output = "";
     child.stdout!.on("data", (d) => (output += d));
     child.stderr!.on("data", (d) => (output += d));
     child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? 1, output }));
+    child.on("close", (code) => {
+      if (child.pid !== undefined) hostSteps.delete(child.pid);
+      resolve({ code: code ?? 1, output });
+    });
   });
 }

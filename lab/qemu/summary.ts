@@ -23,7 +23,12 @@ export function parseRunnerSummary(log: string): RunnerSummary | null {
   return Object.fromEntries(COUNTERS.map((c) => [c, found[c] ?? 0])) as unknown as RunnerSummary;
 }
 
-/** Names and first error line of each failed test in a spec-reporter log (for a reason in the table). */
+/**
+ * Each failed test of a spec-reporter log: its name, then its whole error message
+ * (a matrix's assertion lists every differing row, one a line), without the stack.
+ */
+const STACK_FRAME = /^\s+at (?:async )?\S.*(?:\(.*:\d+:\d+\)|:\d+:\d+|\(index \d+\))(?: \{)?$/;
+
 export function failedTests(log: string): string[] {
   const lines = log.split("\n");
   const failures: string[] = [];
@@ -31,8 +36,15 @@ export function failedTests(log: string): string[] {
   for (let i = start < 0 ? lines.length : start + 1; i < lines.length; i++) {
     const m = /^✖ (.+?)(?: \([\d.]+ms\))?$/.exec(lines[i]!.trim());
     if (!m) continue;
-    const reason = (lines[i + 1] ?? "").trim();
-    failures.push(reason && !reason.startsWith("✖") ? `${m[1]}: ${reason}` : m[1]!);
+    const message: string[] = [];
+    for (let j = i + 1; j < lines.length; j++) {
+      const l = lines[j]!;
+      if (STACK_FRAME.test(l) || l.startsWith("test at ") || l.trim().startsWith("✖")) break;
+      message.push(l.trim());
+    }
+    // assert's messages have blank lines of their own ("what\n\n3 !== 0"); the block's end has some too.
+    while (message.length && !message.at(-1)) message.pop();
+    failures.push(message.length ? `${m[1]}: ${message.join("\n")}` : m[1]!);
   }
   return failures;
 }

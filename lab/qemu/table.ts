@@ -21,10 +21,25 @@ function doctorCell(row: Row): string {
   return `**refuses**: ${why}`;
 }
 
-export function renderTable(rows: Row[], suites: string[], date: string): string {
+/** A multi-line failure message as one list item: its lines indented under the bullet, at most MAX_LINES of them. */
+const MAX_LINES = 30;
+function listItem(text: string): string {
+  const lines = text.split("\n");
+  const shown = lines.length > MAX_LINES ? [...lines.slice(0, MAX_LINES), `… ${lines.length - MAX_LINES} more lines`] : lines;
+  return shown.join("\n  ");
+}
+
+/** A kernel of the run without a row: still running when the page was written, or its guest failed. */
+export interface Missing {
+  kernel: string;
+  why: string;
+}
+
+export function renderTable(rows: Row[], suites: string[], date: string, missing: Missing[] = []): string {
   const head = ["kernel", "release", "doctor", ...suites, "attach on a refused kernel", "wall time (qemu CPU)"];
   const lines = [
     `Run of ${date}.`,
+    ...(missing.length ? ["", ...missing.map((m) => `- **${m.kernel}: no result**: ${listItem(m.why)}`)] : []),
     "",
     `| ${head.join(" | ")} |`,
     `|${head.map(() => "---").join("|")}|`,
@@ -37,7 +52,7 @@ export function renderTable(rows: Row[], suites: string[], date: string): string
       : "–";
     lines.push(`| ${[r.kernel, `\`${r.release}\``, doctorCell(r), ...suites.map((s) => cell(r, s)), attach, `${Math.round(r.seconds)} s${r.cpuSeconds === undefined ? "" : ` (${Math.round(r.cpuSeconds)} s)`}`].join(" | ")} |`);
   }
-  const failures = rows.flatMap((r) => r.suites.flatMap((s) => s.failures.map((f) => `- ${r.kernel}, ${s.suite}: ${f}`)));
+  const failures = rows.flatMap((r) => r.suites.flatMap((s) => s.failures.map((f) => `- ${r.kernel}, ${s.suite}: ${listItem(f)}`)));
   if (failures.length) lines.push("", "Failures:", "", ...failures);
   return lines.join("\n");
 }

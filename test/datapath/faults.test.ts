@@ -7,7 +7,8 @@ import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Mesh } from "../../lab/topology/mesh.js";
-import { until } from "../../lab/until.js";
+import { LAB_SLOWDOWN, until } from "../../lab/until.js";
+import { cliCommand } from "../../lab/repo.js";
 import type { TestPod } from "../../lab/topology/node.js";
 import { waitForLine } from "../../lab/topology/node.js";
 import * as bpf from "../../loader/libbpf.js";
@@ -35,13 +36,13 @@ describe("faults", () => {
     const registry = join(mesh.node.workDir, "registry.json");
     writeFileSync(registry, JSON.stringify(mesh.node.registrations([a, b])));
     const loader = spawn(
-      "node",
-      ["--import", "tsx", "loader/cli.ts", "run", "--registry-file", registry, "--pin-dir", mesh.pinDir, "--kubepods", mesh.node.kubepods, "--listen", "127.0.0.1:0", "--state-file", join(mesh.node.workDir, "state.json")],
+      process.execPath,
+      [...cliCommand("loader"), "run", "--registry-file", registry, "--pin-dir", mesh.pinDir, "--kubepods", mesh.node.kubepods, "--listen", "127.0.0.1:0", "--state-file", join(mesh.node.workDir, "state.json")],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     try {
-      // tsx compiles the loader at start: on a busy 2-core machine that alone takes over 10 s.
-      await waitForLine(loader, /"msg":"loader running"/, "meshlane-loader run", 60_000);
+      // From the sources tsx compiles the loader at start: on a busy 2-core machine that alone takes over 10 s.
+      await waitForLine(loader, /"msg":"loader running"/, "meshlane-loader run", 60_000 * LAB_SLOWDOWN);
       const before = mesh.counters();
       const transfers = a.send(b.ip, 80, LONG);
       await until("all transfers are connected", () => mesh.counters().CNT_CONNECT_OUTBOUND - before.CNT_CONNECT_OUTBOUND === BigInt(LONG.sizes.length));

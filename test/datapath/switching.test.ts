@@ -30,6 +30,11 @@ async function stalls(pod: TestPod): Promise<Stalls> {
   const out = {} as Stalls;
   for (const c of STALL_COUNTERS) {
     const i = names.indexOf(c);
+    // PAWSTimewait is from Linux 6.16 (LINUX_MIB_PAWS_TW_REJECTED); Debian's 6.1 and 6.12 count those rejects in PAWSEstab.
+    if (i < 0 && c === "PAWSTimewait" && names.includes("PAWSEstab")) {
+      out[c] = 0;
+      continue;
+    }
     if (i < 0) throw new Error(`TcpExt counter ${c} missing in ${pod.netns}`);
     out[c] = values[i]!;
   }

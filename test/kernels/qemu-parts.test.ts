@@ -61,6 +61,28 @@ test at test/datapath/integrity.test.ts:1:1
 test at test/datapath/integrity.test.ts:1:2
 ✖ eof is seen
   'test did not finish before its parent and was cancelled'
+
+test at test/datapath/socket-api.test.ts:116:5
+✖ redirect=proxy: every row identical to iptables (93012.4ms)
+  AssertionError [ERR_ASSERTION]: mode proxy changed what applications receive:
+  read 1000 server: iptables rx=1000 end=eof, got rx=0 end=eagain
+  at least one more row: splice 200000 client
+      at TestContext.<anonymous> (file:///work/meshlane/test/datapath/socket-api.test.ts:131:16)
+      at async Test.run (node:internal/test_runner/test:797:9)
+      at async Promise.all (index 0) {
+    generatedMessage: false,
+    code: 'ERR_ASSERTION'
+  }
+
+test at dist/test/datapath/switching.test.js:127:9
+✖ deregistered, then registered (1693.6ms)
+  AssertionError [ERR_ASSERTION]: PAWSTimewait in pod b
+  
+  3 !== 0
+  
+      at TestContext.<anonymous> (file:///work/meshlane/dist/test/datapath/switching.test.js:140:20) {
+    generatedMessage: false
+  }
 `;
 
 describe("guest output", () => {
@@ -72,10 +94,13 @@ describe("guest output", () => {
     assert.equal(parseRunnerSummary("Segmentation fault\n"), null);
     assert.equal(parseRunnerSummary("ℹ tests 3\n"), null);
   });
-  test("failed tests with their first error line", () => {
+  test("failed tests with their whole error message, without the stack", () => {
     assert.deepEqual(failedTests(SPEC_LOG), [
       "bytes arrive unchanged: AssertionError [ERR_ASSERTION]: 1048576 !== 1048000",
       "eof is seen: 'test did not finish before its parent and was cancelled'",
+      "redirect=proxy: every row identical to iptables: AssertionError [ERR_ASSERTION]: mode proxy changed what applications receive:\n" +
+        "read 1000 server: iptables rx=1000 end=eof, got rx=0 end=eagain\nat least one more row: splice 200000 client",
+      "deregistered, then registered: AssertionError [ERR_ASSERTION]: PAWSTimewait in pod b\n\n3 !== 0",
     ]);
     assert.deepEqual(failedTests("✔ all good\nℹ fail 0\n"), []);
   });
@@ -92,7 +117,7 @@ const summary = (pass: number, fail: number) => ({ tests: pass + fail, pass, fai
 const good: Row = {
   kernel: "6.1", release: "6.1.0-50-amd64", seconds: 300, cpuSeconds: 410,
   doctor: { ok: true, reasons: [], seconds: 77, log: "" },
-  suites: [{ suite: "steering", summary: summary(7, 0), code: 0, seconds: 220, failures: [], failureDetail: "" }],
+  suites: [{ suite: "steering", summary: summary(7, 0), code: 0, seconds: 220, failures: [], log: "" }],
 };
 const old: Row = {
   kernel: "5.10", release: "5.10.0-32-amd64", seconds: 120,
@@ -109,10 +134,26 @@ describe("compatibility table", () => {
     assert.match(t, /\| 5\.10 \| `5\.10\.0-32-amd64` \| \*\*refuses\*\*: kernel 5\.10\.0-32-amd64 is older than 6\.1 \| – \| refused \(exit 1\), nothing left behind \| 120 s \|/);
   });
   test("failures are counted in the cell and listed under the table", () => {
-    const bad: Row = { ...good, suites: [{ suite: "steering", summary: summary(6, 1), code: 1, seconds: 200, failures: ["outbound: AssertionError"], failureDetail: "✖ outbound" }] };
+    const bad: Row = { ...good, suites: [{ suite: "steering", summary: summary(6, 1), code: 1, seconds: 200, failures: ["outbound: AssertionError"], log: "✖ outbound" }] };
     const t = renderTable([bad], ["steering"], "2026-12-01");
     assert.match(t, /6\/7 pass, \*\*1 fail\*\*/);
     assert.match(t, /- 6\.1, steering: outbound: AssertionError/);
+  });
+  test("a failure of many lines stays one list item, shortened past 30 lines", () => {
+    const message = ["rows differ:", ...Array.from({ length: 40 }, (_, i) => `row ${i}`)].join("\n");
+    const bad: Row = { ...good, suites: [{ suite: "socket-api", summary: summary(3, 1), code: 1, seconds: 90, failures: [`proxy: ${message}`], log: "" }] };
+    const t = renderTable([bad], ["socket-api"], "2026-12-01");
+    assert.match(t, /^- 6\.1, socket-api: proxy: rows differ:\n  row 0\n  row 1\n/m);
+    assert.match(t, /\n  row 28\n  … 11 more lines$/);
+    assert.doesNotMatch(t, /row 29/);
+  });
+  test("kernels without a row are named with the reason: still running, or the guest failed", () => {
+    const t = renderTable([good], ["steering"], "2026-12-01", [
+      { kernel: "6.12", why: "still running when this was written" },
+      { kernel: "5.10", why: "under qemu stopped before its steps finished; last console lines:\nKernel panic" },
+    ]);
+    assert.match(t, /^Run of 2026-12-01\.\n\n- \*\*6\.12: no result\*\*: still running when this was written\n- \*\*5\.10: no result\*\*: under qemu stopped .*\n  Kernel panic\n\n\| kernel \|/);
+    assert.match(t, /\| 6\.1 \| `6\.1\.0-50-amd64` \|/);
   });
   test("the table replaces what is between the markers and nothing else", () => {
     const page = `# Kernels\n\nintro\n\n${BEGIN}\nold table\n${END}\n\nafter\n`;
@@ -127,7 +168,7 @@ describe("compatibility table", () => {
       "attach succeeded on a kernel doctor refuses",
       "attach left behind: pin directory /sys/fs/bpf/x",
     ]);
-    const crashed: Row = { ...good, suites: [{ suite: "steering", summary: null, code: 137, seconds: 1, failures: [], failureDetail: "" }] };
+    const crashed: Row = { ...good, suites: [{ suite: "steering", summary: null, code: 137, seconds: 1, failures: [], log: "" }] };
     assert.deepEqual(rowProblems(crashed, "supported"), ["steering: no test summary (exit 137)"]);
   });
 });
