@@ -205,7 +205,7 @@ async function main(): Promise<void> {
       process.stdout.write(indent(loader(["status", "--pin-dir", n.pinDir, "--state-file", cluster.node(n.name).loaderStateFile])));
     }
 
-    heading(`the same traffic, accelerated (both pods on ${a.name})`);
+    heading(`the same traffic, accelerated (both pods on ${a.name}; redirect mode ${interceptionOf(client.api).redirect})`);
     const viaMeshlane = await traffic(client.pod, server.pod, a.pinDir);
     process.stdout.write(indent(`client sidecar forwarded to: ${[...new Set(client.pod.sidecarLog.map((l) => l.server))].join(", ")} (original destination from meshlane)`));
 
