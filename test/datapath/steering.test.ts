@@ -4,12 +4,24 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Mesh } from "../../lab/topology/mesh.js";
-import type { TestPod } from "../../lab/topology/node.js";
+import type { SidecarLogEntry, TestPod } from "../../lab/topology/node.js";
+import { until } from "../../lab/until.js";
 import * as bpf from "../../loader/libbpf.js";
 import { MAPS } from "../../loader/maps/codecs.js";
 
 const SIZES = { sizes: [1, 1000, 100_000, 1 << 20], concurrency: 2 };
 const total = SIZES.sizes.length;
+
+/**
+ * How many of the pod's sidecar log lines match, once `total` of them have arrived:
+ * HAProxy logs a connection when it closes, which under emulation can come later than
+ * any settle window (a bounded wait; a shortfall still fails the caller's count).
+ */
+async function logged(pod: TestPod, match: (l: SidecarLogEntry) => boolean): Promise<number> {
+  const count = () => pod.sidecarLog.filter(match).length;
+  await until(`pod ${pod.name}'s sidecar logged ${total} connections`, () => count() >= total).catch(() => undefined);
+  return count();
+}
 
 describe("steering", () => {
   let mesh: Mesh;
@@ -36,7 +48,7 @@ describe("steering", () => {
     assert.deepEqual(res.filter((r) => !r.ok), []);
     assert.equal((await a.redirectCounters()).outbound - ipt.outbound, total, "iptables redirected each connection to 15001");
     assert.equal(mesh.counters().CNT_CONNECT_OUTBOUND, before.CNT_CONNECT_OUTBOUND);
-    assert.equal(a.sidecarLog.filter((l) => l.server === `${b.ip}:80`).length, total);
+    assert.equal(await logged(a, (l) => l.server === `${b.ip}:80`), total);
     for (const l of a.sidecarLog) assert.ok(l.client.startsWith(`${a.ip}:`), `under iptables the sidecar sees the pod IP (${l.client})`);
   });
 
@@ -104,8 +116,8 @@ describe("steering", () => {
     const after = mesh.counters();
     assert.equal(after.CNT_CONNECT_OUTBOUND, before.CNT_CONNECT_OUTBOUND);
     assert.equal(after.CNT_CONNECT_INBOUND, before.CNT_CONNECT_INBOUND, "its sidecar is not steered to b's inbound port either");
-    assert.equal((await unregistered.redirectCounters()).outbound - ipt.outbound, total);
-    assert.equal(unregistered.sidecarLog.filter((l) => l.server === `${b.ip}:80`).length, total);
+    assert.equal((await unregistered.redirectCounters()).outbound - ipt.outbound, total, "its iptables REDIRECT took every connection");
+    assert.equal(await logged(unregistered, (l) => l.server === `${b.ip}:80`), total, "its own sidecar forwarded every connection");
   });
 
   test("a host process is untouched and still reaches the pod through its sidecar", async () => {
@@ -116,7 +128,7 @@ describe("steering", () => {
     const after = mesh.counters();
     assert.equal(after.CNT_CONNECT_OUTBOUND, before.CNT_CONNECT_OUTBOUND);
     assert.equal(after.CNT_CONNECT_INBOUND, before.CNT_CONNECT_INBOUND);
-    assert.equal(b.sidecarLog.filter((l) => l.client.startsWith(`${host.ip}:`)).length, total, "b's iptables sent the host's connections to b's sidecar");
+    assert.equal(await logged(b, (l) => l.client.startsWith(`${host.ip}:`)), total, "b's iptables sent the host's connections to b's sidecar");
   });
 
   test("redirect modes: proxy pairs only the sidecars, all every hop, none nothing; the app's bytes arrive alike", async () => {
