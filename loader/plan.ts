@@ -36,7 +36,8 @@ export interface PlanProblem {
   problem: string;
 }
 
-const hex = (b: Buffer) => b.toString("hex");
+/** How Contents keys and values spell a map entry's bytes. */
+export const hex = (b: Buffer) => b.toString("hex");
 const PRESENT = hex(MAPS.mesh_ports.value.encode(1));
 
 function family(f: 4 | 6): number {

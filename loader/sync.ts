@@ -12,7 +12,7 @@ import { statSync } from "node:fs";
 import { parseRegistration, RegistrationError, type ParsedRegistration } from "../registry/document.js";
 import { cgroupId, findPodCgroup, podCgroupIndex } from "./cgroup.js";
 import { MapError, mapHandles, type MapHandles } from "./map-handle.js";
-import { desiredContents, emptyContents, POD_MAPS, type Contents, type MapOp, type Placement, type PodMap } from "./plan.js";
+import { desiredContents, emptyContents, hex, POD_MAPS, type Contents, type MapOp, type Placement, type PodMap } from "./plan.js";
 import { conflictGroup, planSteps, shortfall, type PerMap, type PodReason, type PodState, type PodStep } from "./pod-steps.js";
 import { Shadow } from "./shadow.js";
 
@@ -59,12 +59,11 @@ export function changedKeys(applied: ReadonlyMap<string, unknown>, now: Record<s
 
 export function readContents(maps: PodMaps): Contents {
   const contents = emptyContents();
-  for (const map of POD_MAPS) for (const [k, v] of maps[map].rawEntries()) contents[map].set(k.toString("hex"), v.toString("hex"));
+  for (const map of POD_MAPS) for (const [k, v] of maps[map].rawEntries()) contents[map].set(hex(k), hex(v));
   return contents;
 }
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
-const hex = (b: Buffer) => b.toString("hex");
 
 interface Placed {
   placement: Placement;
