@@ -9,6 +9,8 @@
 export interface SidecarPorts {
   outbound: number;
   inbound: number;
+  /** HAProxy's admin socket (a Unix path): the lab asks it which connections it still holds. */
+  admin: string;
 }
 
 export interface SidecarOptions {
@@ -36,6 +38,7 @@ export function haproxyConfig(ports: SidecarPorts, opts: SidecarOptions = {}): s
   return `global
   maxconn 4096
   log stdout format raw local0
+  stats socket ${ports.admin} mode 600 level admin
 
 defaults${opts.http ? HTTP_DEFAULTS : "\n  mode tcp"}
   log global

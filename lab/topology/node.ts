@@ -10,7 +10,8 @@
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
+import { createConnection } from "node:net";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -116,7 +117,8 @@ export class TestPod {
 
   async startSidecar(cpus?: string, opts: SidecarOptions = {}): Promise<void> {
     const cfg = join(this.node.workDir, `${this.name}-haproxy.cfg`);
-    writeFileSync(cfg, haproxyConfig({ outbound: this.interception.outboundPort, inbound: this.interception.inboundPort }, opts), { mode: 0o644 });
+    const ports = { outbound: this.interception.outboundPort, inbound: this.interception.inboundPort, admin: this.sidecarAdminSocket() };
+    writeFileSync(cfg, haproxyConfig(ports, opts), { mode: 0o644 });
     const pin = cpus === undefined ? [] : ["taskset", "-c", cpus];
     const child = this.spawn([...pin, "haproxy", "-db", "-f", cfg], { uid: this.interception.proxyUid, gid: this.interception.proxyGid });
     let err = "";
@@ -136,6 +138,38 @@ export class TestPod {
       await sleep(50);
     }
     throw new Error(`HAProxy of pod ${this.name} did not listen on its ports`);
+  }
+
+  /** In a directory of the proxy uid's own: HAProxy runs as that uid and creates the socket. */
+  private sidecarAdminSocket(): string {
+    const dir = join(this.node.workDir, `${this.name}-sidecar`);
+    if (!existsSync(dir)) {
+      mkdirSync(dir, { mode: 0o700 });
+      chownSync(dir, this.interception.proxyUid, this.interception.proxyGid);
+    }
+    return join(dir, "admin.sock");
+  }
+
+  /**
+   * What the sidecar says of itself and the pod's sockets, for a failure message:
+   * the connections HAProxy still holds (`show sess all`: a connection it never
+   * logged is either still open there or never reached it) and `ss` in the pod.
+   */
+  async sidecarReport(): Promise<string> {
+    const info = (await this.sidecarAdmin("show info")).split("\n").filter((l) => /^(CurrConns|CumConns|DroppedLogs):/.test(l));
+    const sessions = await this.sidecarAdmin("show sess all");
+    const ss = await run("ip", ["netns", "exec", this.netns, "ss", "-tanoi"]);
+    return `pod ${this.name}'s sidecar: ${info.join(", ")}; its sessions:\n${sessions || "(none)"}\npod ${this.name}'s sockets (ss -tanoi):\n${ss.stdout.trim()}`;
+  }
+
+  private sidecarAdmin(command: string): Promise<string> {
+    return new Promise((resolve) => {
+      let out = "";
+      const c = createConnection(this.sidecarAdminSocket(), () => c.end(`${command}\n`));
+      c.on("data", (d) => (out += d));
+      c.on("close", () => resolve(out.trim()));
+      c.on("error", (e) => resolve(`(${command} on pod ${this.name}'s sidecar admin socket: ${e.message})`));
+    });
   }
 
   /** Runs payload transfers from this pod's app side to host:port; one result per payload. */

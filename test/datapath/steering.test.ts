@@ -13,14 +13,17 @@ const SIZES = { sizes: [1, 1000, 100_000, 1 << 20], concurrency: 2 };
 const total = SIZES.sizes.length;
 
 /**
- * How many of the pod's sidecar log lines match, once `total` of them have arrived:
- * HAProxy logs a connection when it closes, which under emulation can come later than
- * any settle window (a bounded wait; a shortfall still fails the caller's count).
+ * Asserts that `total` of the pod's sidecar log lines match. HAProxy logs a connection
+ * when it closes, which under emulation can come later than any settle window, so this
+ * waits (bounded) for them; a shortfall lists every line the sidecar did log and
+ * what it and the server pod's sidecar still hold.
  */
-async function logged(pod: TestPod, match: (l: SidecarLogEntry) => boolean): Promise<number> {
+async function assertLogged(pod: TestPod, match: (l: SidecarLogEntry) => boolean, what: string, server: TestPod): Promise<void> {
   const count = () => pod.sidecarLog.filter(match).length;
   await until(`pod ${pod.name}'s sidecar logged ${total} connections`, () => count() >= total).catch(() => undefined);
-  return count();
+  if (count() === total) return;
+  const lines = pod.sidecarLog.map((l) => `${l.frontend} ${l.client} -> ${l.server} ${l.bytes}`);
+  assert.equal(count(), total, `${what}; pod ${pod.name}'s sidecar logged:\n${lines.join("\n") || "(nothing)"}\n${await pod.sidecarReport()}${server === pod ? "" : `\n${await server.sidecarReport()}`}`);
 }
 
 describe("steering", () => {
@@ -48,7 +51,7 @@ describe("steering", () => {
     assert.deepEqual(res.filter((r) => !r.ok), []);
     assert.equal((await a.redirectCounters()).outbound - ipt.outbound, total, "iptables redirected each connection to 15001");
     assert.equal(mesh.counters().CNT_CONNECT_OUTBOUND, before.CNT_CONNECT_OUTBOUND);
-    assert.equal(await logged(a, (l) => l.server === `${b.ip}:80`), total);
+    await assertLogged(a, (l) => l.server === `${b.ip}:80`, "a's sidecar forwarded every connection to b", b);
     for (const l of a.sidecarLog) assert.ok(l.client.startsWith(`${a.ip}:`), `under iptables the sidecar sees the pod IP (${l.client})`);
   });
 
@@ -117,7 +120,7 @@ describe("steering", () => {
     assert.equal(after.CNT_CONNECT_OUTBOUND, before.CNT_CONNECT_OUTBOUND);
     assert.equal(after.CNT_CONNECT_INBOUND, before.CNT_CONNECT_INBOUND, "its sidecar is not steered to b's inbound port either");
     assert.equal((await unregistered.redirectCounters()).outbound - ipt.outbound, total, "its iptables REDIRECT took every connection");
-    assert.equal(await logged(unregistered, (l) => l.server === `${b.ip}:80`), total, "its own sidecar forwarded every connection");
+    await assertLogged(unregistered, (l) => l.server === `${b.ip}:80`, "its own sidecar forwarded every connection", b);
   });
 
   test("a host process is untouched and still reaches the pod through its sidecar", async () => {
@@ -128,7 +131,7 @@ describe("steering", () => {
     const after = mesh.counters();
     assert.equal(after.CNT_CONNECT_OUTBOUND, before.CNT_CONNECT_OUTBOUND);
     assert.equal(after.CNT_CONNECT_INBOUND, before.CNT_CONNECT_INBOUND);
-    assert.equal(await logged(b, (l) => l.client.startsWith(`${host.ip}:`)), total, "b's iptables sent the host's connections to b's sidecar");
+    await assertLogged(b, (l) => l.client.startsWith(`${host.ip}:`), "b's iptables sent the host's connections to b's sidecar", b);
   });
 
   test("redirect modes: proxy pairs only the sidecars, all every hop, none nothing; the app's bytes arrive alike", async () => {
