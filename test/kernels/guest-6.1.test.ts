@@ -4,4 +4,4 @@
 
 import { describeKernel } from "../../lab/qemu/ci-suite.js";
 
-describeKernel("6.1", ["steering"]);
+describeKernel("6.1", ["steering", "integrity"]);

@@ -4,4 +4,4 @@
 
 import { describeKernel } from "../../lab/qemu/ci-suite.js";
 
-describeKernel("6.12", ["steering"]);
+describeKernel("6.12", ["steering", "integrity"]);
