@@ -35,14 +35,8 @@ export const SIDECAR_LOG = /^(outbound|inbound) (\S+) -> (\S+) (\d+)$/;
 
 export function haproxyConfig(ports: SidecarPorts, opts: SidecarOptions = {}): string {
   const tfo = opts.tfo ? " tfo" : "";
-  // One thread: HAProxy drops a log line rather than wait when two of its threads log
-  // at once (it gives up after 200 tries at the log fd's lock; DroppedLogs counts it),
-  // and the tests count these lines. Under qemu a vCPU holding that lock is often
-  // descheduled: a 6.12 guest lost one of four lines so (DroppedLogs 1). Benchmarks
-  // pin the sidecar to one CPU, where HAProxy ran one thread already.
   return `global
   maxconn 4096
-  nbthread 1
   log stdout format raw local0
   stats socket ${ports.admin} mode 600 level admin
 
