@@ -155,6 +155,14 @@ export class TestPod {
    * the connections HAProxy still holds (`show sess all`: a connection it never
    * logged is either still open there or never reached it) and `ss` in the pod.
    */
+  /** How many log lines the sidecar dropped since it started (HAProxy's DroppedLogs). */
+  async sidecarDroppedLogs(): Promise<number> {
+    const info = await this.sidecarAdmin("show info");
+    const m = /^DroppedLogs: (\d+)$/m.exec(info);
+    if (!m) throw new Error(`pod ${this.name}'s sidecar: no DroppedLogs in "show info": ${info.slice(0, 200)}`);
+    return Number(m[1]);
+  }
+
   async sidecarReport(): Promise<string> {
     const info = (await this.sidecarAdmin("show info")).split("\n").filter((l) => /^(CurrConns|CumConns|DroppedLogs):/.test(l));
     const sessions = await this.sidecarAdmin("show sess all");
