@@ -10,7 +10,7 @@ fi
 # A run killed half-way (timeout, Ctrl-C) leaves namespaces, cgroups and pins behind; clear those first.
 node --import tsx lab/topology/janitor.ts
 # The qemu guests of 6.1 and 6.12 (test/kernels/guest-*.test.ts, docs/kernels.md) take
-# longest, 6-8 minutes each under software emulation: they run first, side by side, in
+# longest, 5-6 minutes each under software emulation: they run first, side by side, in
 # a runner of their own whose limit is that of one guest (lab/qemu/ci-suite.ts). The
 # rest, 5.10's short refusal first, then run two files at a time (two cores); a test
 # that hangs there fails after 5 minutes instead of holding CI until its 90-minute

@@ -13,7 +13,7 @@ import { randomUUID } from "node:crypto";
 import { createConnection } from "node:net";
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { defaultInterception, REGISTRATION_VERSION, type Interception, type Registration } from "../../registry/document.js";
 import { findCgroup2Mount } from "../../loader/cgroup.js";
@@ -117,6 +117,9 @@ export class TestPod {
 
   async startSidecar(cpus?: string, opts: SidecarOptions = {}): Promise<void> {
     const cfg = join(this.node.workDir, `${this.name}-haproxy.cfg`);
+    const adminDir = dirname(this.sidecarAdminSocket());
+    mkdirSync(adminDir, { recursive: true, mode: 0o700 });
+    chownSync(adminDir, this.interception.proxyUid, this.interception.proxyGid);
     const ports = { outbound: this.interception.outboundPort, inbound: this.interception.inboundPort, admin: this.sidecarAdminSocket() };
     writeFileSync(cfg, haproxyConfig(ports, opts), { mode: 0o644 });
     const pin = cpus === undefined ? [] : ["taskset", "-c", cpus];
@@ -140,14 +143,25 @@ export class TestPod {
     throw new Error(`HAProxy of pod ${this.name} did not listen on its ports`);
   }
 
-  /** In a directory of the proxy uid's own: HAProxy runs as that uid and creates the socket. */
+  /** In a directory of the proxy uid's own (startSidecar makes it): HAProxy runs as that uid and creates the socket. */
   private sidecarAdminSocket(): string {
-    const dir = join(this.node.workDir, `${this.name}-sidecar`);
-    if (!existsSync(dir)) {
-      mkdirSync(dir, { mode: 0o700 });
-      chownSync(dir, this.interception.proxyUid, this.interception.proxyGid);
-    }
-    return join(dir, "admin.sock");
+    return join(this.node.workDir, `${this.name}-sidecar`, "admin.sock");
+  }
+
+  /** HAProxy's `show info` as name → value ("CurrConns" → "0"). */
+  private async sidecarInfo(): Promise<Map<string, string>> {
+    const info = await this.sidecarAdmin("show info");
+    return new Map(info.split("\n").flatMap((l) => {
+      const m = /^(\w+): (.*)$/.exec(l);
+      return m ? [[m[1]!, m[2]!] as [string, string]] : [];
+    }));
+  }
+
+  /** How many log lines the sidecar dropped since it started (HAProxy's DroppedLogs). */
+  async sidecarDroppedLogs(): Promise<number> {
+    const dropped = (await this.sidecarInfo()).get("DroppedLogs");
+    if (dropped === undefined) throw new Error(`pod ${this.name}'s sidecar: "show info" on its admin socket gave no DroppedLogs`);
+    return Number(dropped);
   }
 
   /**
@@ -155,19 +169,12 @@ export class TestPod {
    * the connections HAProxy still holds (`show sess all`: a connection it never
    * logged is either still open there or never reached it) and `ss` in the pod.
    */
-  /** How many log lines the sidecar dropped since it started (HAProxy's DroppedLogs). */
-  async sidecarDroppedLogs(): Promise<number> {
-    const info = await this.sidecarAdmin("show info");
-    const m = /^DroppedLogs: (\d+)$/m.exec(info);
-    if (!m) throw new Error(`pod ${this.name}'s sidecar: no DroppedLogs in "show info": ${info.slice(0, 200)}`);
-    return Number(m[1]);
-  }
-
   async sidecarReport(): Promise<string> {
-    const info = (await this.sidecarAdmin("show info")).split("\n").filter((l) => /^(CurrConns|CumConns|DroppedLogs):/.test(l));
+    const info = await this.sidecarInfo();
+    const counters = ["CurrConns", "CumConns", "DroppedLogs"].map((k) => `${k}: ${info.get(k) ?? "?"}`);
     const sessions = await this.sidecarAdmin("show sess all");
     const ss = await run("ip", ["netns", "exec", this.netns, "ss", "-tanoi"]);
-    return `pod ${this.name}'s sidecar: ${info.join(", ")}; its sessions:\n${sessions || "(none)"}\npod ${this.name}'s sockets (ss -tanoi):\n${ss.stdout.trim()}`;
+    return `pod ${this.name}'s sidecar: ${counters.join(", ")}; its sessions:\n${sessions || "(none)"}\npod ${this.name}'s sockets (ss -tanoi):\n${ss.stdout.trim()}`;
   }
 
   private sidecarAdmin(command: string): Promise<string> {

@@ -24,7 +24,8 @@ const total = SIZES.sizes.length;
 async function assertLogged(pod: TestPod, droppedBefore: number, match: (l: SidecarLogEntry) => boolean, what: string, server: TestPod): Promise<void> {
   const count = () => pod.sidecarLog.filter(match).length;
   const dropped = async () => (await pod.sidecarDroppedLogs()) - droppedBefore;
-  await until(`pod ${pod.name}'s sidecar logged ${total} connections`, async () => count() + (await dropped()) >= total).catch(() => undefined);
+  // Polled every 250 ms, not the default 20: each poll asks HAProxy's admin socket.
+  await until(`pod ${pod.name}'s sidecar logged ${total} connections`, async () => count() + (await dropped()) >= total, undefined, 250).catch(() => undefined);
   if (count() + (await dropped()) === total) return;
   const lines = pod.sidecarLog.map((l) => `${l.frontend} ${l.client} -> ${l.server} ${l.bytes}`);
   assert.equal(count(), total, `${what}; pod ${pod.name}'s sidecar logged:\n${lines.join("\n") || "(nothing)"}\n${await pod.sidecarReport()}${server === pod ? "" : `\n${await server.sidecarReport()}`}`);
