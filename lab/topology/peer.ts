@@ -11,6 +11,17 @@
 // holdMs pauses between chunks so that a transfer is still running when a test
 // disturbs the data path (SIGKILL of the loader, detach); readDelayMs leaves the
 // echo unread for a while, so bytes wait in the client's receive queue meanwhile.
+//
+// The client half-closes only once the whole echo is back. HAProxy, the sidecar
+// stand-in, loses a client's last bytes when the client's FIN arrives while HAProxy
+// has stopped reading that socket (its buffer full) but still writes to it (the
+// echo): it takes the poller's hang-up without a read event for end of data
+// (raw_sock's FD_POLL_HUP shortcut), shuts the server side and closes the socket
+// over unread bytes (TcpExtTCPAbortOnClose; the app reads ECONNRESET or a short
+// echo). Seen on Istio's iptables path with nothing of meshlane loaded, in HAProxy
+// 2.6.12 and 3.0.11 alike (docs/kernels.md). Envoy is not HAProxy; a half-close
+// with bytes still in flight is covered by the socket-API matrix, whose
+// request-then-reply pattern leaves the sidecar nothing to write meanwhile.
 
 import { createHash, randomBytes } from "node:crypto";
 import { connect, createServer, type Socket } from "node:net";
@@ -56,11 +67,15 @@ function transfer(host: string, port: number, size: number, spec: Spec): Promise
   return new Promise((resolve) => {
     const got = createHash("sha256");
     let received = 0;
+    let allEchoed = () => {};
+    const echoed = new Promise<void>((r) => (allEchoed = r));
+    if (size === 0) allEchoed();
     let done = false;
     let view: { local?: string; remote?: string } = {};
     const finish = (error?: string) => {
       if (done) return;
       done = true;
+      allEchoed();
       const ok = !error && received === size && got.digest("hex") === want;
       resolve({ size, start: started, ok, received, ms: Date.now() - started, ...view, ...(error ? { error } : ok ? {} : { error: `checksum or length mismatch (${received}/${size} bytes)` }) });
     };
@@ -76,11 +91,13 @@ function transfer(host: string, port: number, size: number, spec: Spec): Promise
         if (!sock.write(payload.subarray(off, off + chunk))) await new Promise((r) => sock.once("drain", r));
         if (holdMs) await new Promise((r) => setTimeout(r, holdMs));
       }
-      sock.end(); // half-close: the rest of the echo is still read below
+      await echoed;
+      if (!done) sock.end(); // the server's close follows
     });
     sock.on("data", (d: Buffer) => {
       received += d.length;
       got.update(d);
+      if (received >= size) allEchoed();
     });
     sock.on("end", () => finish());
     sock.on("error", (e) => finish(e.message));
