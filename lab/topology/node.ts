@@ -21,7 +21,7 @@ import { haproxyConfig, SIDECAR_LOG, type SidecarOptions } from "./haproxy.js";
 import { programCapture } from "../istio/capture.js";
 import type { Spec as SendSpec, Transfer as TransferResult } from "./peer.js";
 import { run } from "./run.js";
-import { LAB_SLOWDOWN } from "../until.js";
+import { LAB_SLOWDOWN, until } from "../until.js";
 import ts from "typescript";
 import { REPO } from "../repo.js";
 
@@ -158,10 +158,39 @@ export class TestPod {
   }
 
   /** How many log lines the sidecar dropped since it started (HAProxy's DroppedLogs). */
-  async sidecarDroppedLogs(): Promise<number> {
+  private async sidecarDroppedLogs(): Promise<number> {
     const dropped = (await this.sidecarInfo()).get("DroppedLogs");
     if (dropped === undefined) throw new Error(`pod ${this.name}'s sidecar: "show info" on its admin socket gave no DroppedLogs`);
     return Number(dropped);
+  }
+
+  private droppedAtStart = 0;
+
+  /** Starts a count for expectSidecarLogged: clears the sidecar's lines and notes what HAProxy has dropped so far. */
+  async startSidecarLog(): Promise<void> {
+    this.sidecarLog = [];
+    this.droppedAtStart = await this.sidecarDroppedLogs();
+  }
+
+  /**
+   * Waits until `expected` of the sidecar's lines since startSidecarLog match, and
+   * throws if they do not come. HAProxy logs a connection when it closes, which under
+   * emulation can come later than any settle window, so this waits (bounded). HAProxy
+   * also drops a line when two of its threads log at once (it gives up on the log
+   * fd's lock after 200 tries; under qemu a descheduled vCPU holding it makes that
+   * happen): lines it says it dropped count as connections it handled. A shortfall
+   * lists every line logged and what this sidecar and those of `alsoReport` still hold.
+   */
+  async expectSidecarLogged(expected: number, match: (l: SidecarLogEntry) => boolean, what: string, alsoReport: TestPod[] = []): Promise<void> {
+    const count = () => this.sidecarLog.filter(match).length;
+    const dropped = async () => (await this.sidecarDroppedLogs()) - this.droppedAtStart;
+    // Polled every 250 ms, not the default 20: each poll asks HAProxy's admin socket.
+    await until(`pod ${this.name}'s sidecar logged ${expected} connections`, async () => count() + (await dropped()) >= expected, undefined, 250).catch(() => undefined);
+    const [matched, lost] = [count(), await dropped()];
+    if (matched + lost === expected) return;
+    const lines = this.sidecarLog.map((l) => `${l.frontend} ${l.client} -> ${l.server} ${l.bytes}`);
+    const reports = await Promise.all([this, ...alsoReport.filter((p) => p !== this)].map((p) => p.sidecarReport()));
+    throw new Error(`${what}: pod ${this.name}'s sidecar logged ${matched} matching lines and dropped ${lost}, not ${expected}; its lines:\n${lines.join("\n") || "(nothing)"}\n${reports.join("\n")}`);
   }
 
   /**
@@ -169,7 +198,7 @@ export class TestPod {
    * the connections HAProxy still holds (`show sess all`: a connection it never
    * logged is either still open there or never reached it) and `ss` in the pod.
    */
-  async sidecarReport(): Promise<string> {
+  private async sidecarReport(): Promise<string> {
     const info = await this.sidecarInfo();
     const counters = ["CurrConns", "CumConns", "DroppedLogs"].map((k) => `${k}: ${info.get(k) ?? "?"}`);
     const sessions = await this.sidecarAdmin("show sess all");

@@ -17,7 +17,7 @@ import type { Counters } from "../../loader/counters.js";
 import { readStatus } from "../../loader/status.js";
 import { ANNOTATION_STATUS } from "../../registry/names.js";
 import { Mesh } from "../../lab/topology/mesh.js";
-import type { TestPod } from "../../lab/topology/node.js";
+import type { SidecarLogEntry, TestPod } from "../../lab/topology/node.js";
 import { until } from "../../lab/until.js";
 import { interceptionOf, ISTIO_INJECTION_LABELS, LocalCluster, MESHLANE_LABELS } from "../../lab/local-cluster.js";
 
@@ -64,6 +64,7 @@ describe("two nodes on one machine", { timeout: 240_000 }, () => {
   /** Sends TRAFFIC from one pod's app to another pod's app; returns each node's counter changes and the two pods' iptables REDIRECT counts. */
   async function exchange(from: TestPod, to: TestPod) {
     const [outBefore, inBefore] = [await from.redirectCounters(), await to.redirectCounters()];
+    await to.startSidecarLog();
     const before = nodes.map((n) => n.mesh.counters());
     const results = await from.send(to.ip, 80, TRAFFIC);
     await to.node.sidecarLogsSettled();
@@ -167,8 +168,8 @@ describe("two nodes on one machine", { timeout: 240_000 }, () => {
       assert.equal(clientNode.CNT_ORIGDST_ANSWERED, BigInt(CONNECTIONS), "only the client's sidecar learnt the original destination from meshlane");
       assert.equal(r.serverIptablesInbound, CONNECTIONS, "the connections reached the server's pod from the network and took its iptables");
       assert.deepEqual(untouched(serverNode), NOTHING, "the server's node steered, paired, redirected and answered nothing of it");
-      const fromClient = pod[server]!.sidecarLog.filter((l) => l.frontend === "inbound" && l.client.startsWith(`${pod[client]!.ip}:`));
-      assert.equal(fromClient.length, CONNECTIONS, "the server's sidecar saw each connection coming from the client pod's address");
+      const fromClient = (l: SidecarLogEntry) => l.frontend === "inbound" && l.client.startsWith(`${pod[client]!.ip}:`);
+      await pod[server]!.expectSidecarLogged(CONNECTIONS, fromClient, "the server's sidecar saw each connection coming from the client pod's address");
     });
   }
 
