@@ -157,10 +157,14 @@ struct sock_state {
 	__u32 orig_family;
 	__u32 orig_ip[4];
 	__u16 orig_port;
-	/* The connecting end of a proxy's connection to another registered pod, which
-	 * meshlane leaves for that pod's REDIRECT: the port its server end really has
-	 * (the inbound port; 0 for every other socket). Both ends are in the sockhash,
-	 * and the handover is keyed, by the server end's tuple. */
+	/* Only for a proxy's connection to another registered pod, which meshlane leaves
+	 * for that pod's REDIRECT to its inbound port (0 on every other socket):
+	 *  - on the connecting end until its SYN leaves: that inbound port, which the
+	 *    accepting end will have and which keys the handover;
+	 *  - on the accepting end: the port the client connected to. Both ends are in the
+	 *    sockhash under the client's own tuple, which the kernel keeps unique: the
+	 *    inbound port stands for every port of the pod, and one source port may serve
+	 *    connections to two of them at once, so a key naming it could name both. */
 	__u16 key_port;
 };
 
@@ -188,6 +192,10 @@ struct handover_key {
 	__u32 pad1;
 	__u64 netns;
 };
+
+/* In a handover's flags only (never on a socket): the client connected to orig_port
+ * and the destination's REDIRECT took it to the accepting end's inbound port. */
+#define HANDOVER_VIA_INBOUND_PORT (1u << 16)
 
 struct handover {
 	__u32 flags;

@@ -538,13 +538,15 @@ static __always_inline void on_connecting(struct bpf_sock_ops *skops, const stru
 	struct handover_key hk = {};
 	handover_key(&hk, k->src_ip, k->dst_ip, st->key_port ? st->key_port : k->dst_port, skops->snd_nxt + 1, k);
 	struct handover h = {
-		.flags = st->flags & (SOCK_PAIRED | SOCK_REDIRECTED),
+		.flags = (st->flags & (SOCK_PAIRED | SOCK_REDIRECTED)) | (st->key_port ? HANDOVER_VIA_INBOUND_PORT : 0),
 		.orig_family = st->orig_family,
 		.orig_port = st->orig_port,
 		.client_port = k->src_port,
 	};
 	__builtin_memcpy(h.orig_ip, st->orig_ip, sizeof(h.orig_ip));
 	bpf_map_update_elem(&mesh_pending, &hk, &h, BPF_ANY);
+	/* Its last use on this end: the pair is keyed by this socket's own tuple (maps.h). */
+	st->key_port = 0;
 }
 
 /* Client end established. A SYN that carried data (Fast Open) sent bytes through
@@ -565,10 +567,6 @@ static __always_inline void on_active(struct bpf_sock_ops *skops, struct sock_ke
 		count(CNT_FALLBACK_SYN_DATA, 1);
 		return;
 	}
-	/* Under the server end's tuple (maps.h, key_port), which the server end's own
-	 * sk_msg looks up. */
-	if (st->key_port)
-		k->dst_port = st->key_port;
 	pair(skops, k);
 }
 
@@ -593,7 +591,7 @@ static __always_inline void on_passive(struct bpf_sock_ops *skops, struct sock_k
 		count(h.flags & SOCK_REDIRECTED ? CNT_FALLBACK_PENDING_LOST : CNT_FALLBACK_NO_STORAGE, 1);
 		return;
 	}
-	st->flags = h.flags;
+	st->flags = h.flags & (SOCK_PAIRED | SOCK_REDIRECTED);
 	st->orig_family = h.orig_family;
 	__builtin_memcpy(st->orig_ip, h.orig_ip, sizeof(st->orig_ip));
 	st->orig_port = h.orig_port;
@@ -610,6 +608,11 @@ static __always_inline void on_passive(struct bpf_sock_ops *skops, struct sock_k
 		st->flags &= ~SOCK_PAIRED;
 		count(CNT_FALLBACK_SYN_DATA, 1);
 		return;
+	}
+	/* Under the client's tuple (maps.h, key_port), which the client's sk_msg looks up. */
+	if (h.flags & HANDOVER_VIA_INBOUND_PORT) {
+		st->key_port = h.orig_port;
+		k->src_port = h.orig_port;
 	}
 	pair(skops, k);
 }
@@ -675,7 +678,7 @@ int mesh_sk_msg(struct sk_msg_md *msg)
 	struct sock_key peer = {};
 	COPY_TUPLE(msg, &peer, remote, local);
 	if (st->key_port)
-		peer.src_port = st->key_port;
+		peer.dst_port = st->key_port;
 	finish_key(&peer, bpf_get_netns_cookie(msg));
 	__u32 size = msg->size;
 	if (bpf_msg_redirect_hash(msg, &mesh_socks, &peer, BPF_F_INGRESS) != SK_PASS) {

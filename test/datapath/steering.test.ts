@@ -4,32 +4,12 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Mesh } from "../../lab/topology/mesh.js";
-import type { SidecarLogEntry, TestPod } from "../../lab/topology/node.js";
-import { until } from "../../lab/until.js";
+import type { TestPod } from "../../lab/topology/node.js";
 import * as bpf from "../../loader/libbpf.js";
 import { MAPS } from "../../loader/maps/codecs.js";
 
 const SIZES = { sizes: [1, 1000, 100_000, 1 << 20], concurrency: 2 };
 const total = SIZES.sizes.length;
-
-/**
- * Asserts that `total` of the pod's sidecar log lines match. HAProxy logs a connection
- * when it closes, which under emulation can come later than any settle window, so this
- * waits (bounded) for them. HAProxy also drops a line when two of its threads log at
- * once (it gives up on the log fd's lock after 200 tries; under qemu a descheduled
- * vCPU holding it makes that happen): lines it says it dropped since `droppedBefore`
- * count as connections it handled. A shortfall lists every line logged and what this
- * and the server pod's sidecar still hold.
- */
-async function assertLogged(pod: TestPod, droppedBefore: number, match: (l: SidecarLogEntry) => boolean, what: string, server: TestPod): Promise<void> {
-  const count = () => pod.sidecarLog.filter(match).length;
-  const dropped = async () => (await pod.sidecarDroppedLogs()) - droppedBefore;
-  // Polled every 250 ms, not the default 20: each poll asks HAProxy's admin socket.
-  await until(`pod ${pod.name}'s sidecar logged ${total} connections`, async () => count() + (await dropped()) >= total, undefined, 250).catch(() => undefined);
-  if (count() + (await dropped()) === total) return;
-  const lines = pod.sidecarLog.map((l) => `${l.frontend} ${l.client} -> ${l.server} ${l.bytes}`);
-  assert.equal(count(), total, `${what}; pod ${pod.name}'s sidecar logged:\n${lines.join("\n") || "(nothing)"}\n${await pod.sidecarReport()}${server === pod ? "" : `\n${await server.sidecarReport()}`}`);
-}
 
 describe("steering", () => {
   let mesh: Mesh;
@@ -42,26 +22,27 @@ describe("steering", () => {
     unregistered = await mesh.node.addPod("c");
     host = await mesh.node.addHost("h");
     await b.startApp(80);
+    await b.startApp(81);
     mesh.attach();
   });
   after(() => mesh.destroy());
 
   const clearLogs = () => [a, b, unregistered].forEach((p) => ((p.sidecarLog = []), (p.appLog = [])));
-  /** Clears the logs and returns each sidecar's DroppedLogs so far, for assertLogged. */
-  const clearLogsAndCountDropped = async () => {
+  /** Clears the logs and starts each sidecar's count for expectSidecarLogged. */
+  const startCounting = async () => {
     clearLogs();
-    return { a: await a.sidecarDroppedLogs(), b: await b.sidecarDroppedLogs(), c: await unregistered.sidecarDroppedLogs() };
+    for (const p of [a, b, unregistered]) await p.startSidecarLog();
   };
 
   test("before registration, a's traffic takes Istio's iptables path", async () => {
-    const dropped = await clearLogsAndCountDropped();
+    await startCounting();
     const ipt = await a.redirectCounters();
     const before = mesh.counters();
     const res = await a.send(b.ip, 80, SIZES);
     assert.deepEqual(res.filter((r) => !r.ok), []);
     assert.equal((await a.redirectCounters()).outbound - ipt.outbound, total, "iptables redirected each connection to 15001");
     assert.equal(mesh.counters().CNT_CONNECT_OUTBOUND, before.CNT_CONNECT_OUTBOUND);
-    await assertLogged(a, dropped.a, (l) => l.server === `${b.ip}:80`, "a's sidecar forwarded every connection to b", b);
+    await a.expectSidecarLogged(total, (l) => l.server === `${b.ip}:80`, "a's sidecar forwarded every connection to b", [b]);
     for (const l of a.sidecarLog) assert.ok(l.client.startsWith(`${a.ip}:`), `under iptables the sidecar sees the pod IP (${l.client})`);
   });
 
@@ -119,7 +100,7 @@ describe("steering", () => {
   });
 
   test("an unregistered pod is untouched: its traffic takes the iptables path", async () => {
-    const dropped = await clearLogsAndCountDropped();
+    await startCounting();
     const before = mesh.counters();
     const ipt = await unregistered.redirectCounters();
 
@@ -130,18 +111,18 @@ describe("steering", () => {
     assert.equal(after.CNT_CONNECT_OUTBOUND, before.CNT_CONNECT_OUTBOUND);
     assert.equal(after.CNT_CONNECT_INBOUND, before.CNT_CONNECT_INBOUND, "its sidecar is not steered to b's inbound port either");
     assert.equal((await unregistered.redirectCounters()).outbound - ipt.outbound, total, "its iptables REDIRECT took every connection");
-    await assertLogged(unregistered, dropped.c, (l) => l.server === `${b.ip}:80`, "its own sidecar forwarded every connection", b);
+    await unregistered.expectSidecarLogged(total, (l) => l.server === `${b.ip}:80`, "its own sidecar forwarded every connection", [b]);
   });
 
   test("a host process is untouched and still reaches the pod through its sidecar", async () => {
-    const dropped = await clearLogsAndCountDropped();
+    await startCounting();
     const before = mesh.counters();
     const res = await host.send(b.ip, 80, SIZES);
     assert.deepEqual(res.filter((r) => !r.ok), []);
     const after = mesh.counters();
     assert.equal(after.CNT_CONNECT_OUTBOUND, before.CNT_CONNECT_OUTBOUND);
     assert.equal(after.CNT_CONNECT_INBOUND, before.CNT_CONNECT_INBOUND);
-    await assertLogged(b, dropped.b, (l) => l.client.startsWith(`${host.ip}:`), "b's iptables sent the host's connections to b's sidecar", b);
+    await b.expectSidecarLogged(total, (l) => l.client.startsWith(`${host.ip}:`), "b's iptables sent the host's connections to b's sidecar");
   });
 
   test("redirect modes: proxy pairs only the sidecars, all every hop, none nothing; the app's bytes arrive alike", async () => {
@@ -189,8 +170,26 @@ describe("steering", () => {
     }
     assert.deepEqual((await transfers).filter((r) => !r.ok), []);
     assert.equal(seen.size, 4, "both ends of both sidecar-to-sidecar connections");
-    // a's sidecar's socket connects to b's inbound listener; b's accepted one is on it: nothing else.
-    for (const k of seen.values()) assert.ok(k.src_port === inbound || k.dst_port === inbound, `${k.src_port} -> ${k.dst_port}`);
+    // a's sidecar's socket connects to b:80 (b's REDIRECT takes it to its inbound port); both
+    // ends are keyed by that tuple, b's accepted one too (maps.h, key_port): nothing else.
+    for (const k of seen.values()) assert.ok(k.src_port === 80 || k.dst_port === 80, `${k.src_port} -> ${k.dst_port}`);
+    assert.ok([...seen.values()].every((k) => k.src_port !== inbound && k.dst_port !== inbound), "no key names the inbound port");
+  });
+
+  test("two sidecar connections from one source port to two ports of a pod each get their own bytes back", async () => {
+    // The kernel lets one source port serve connections to different destination ports
+    // (it does so by itself when ports run short); b's REDIRECT sends both to its one
+    // inbound port, so a pair key naming that port would be the same for both.
+    mesh.register([a, b]);
+    const spec = { sizes: [1 << 20], concurrency: 1, holdMs: 300, localAddress: a.ip, localPort: 40_100 };
+    const asProxy = { uid: a.interception.proxyUid };
+    const before = mesh.counters();
+    const [to80, to81] = await Promise.all([a.send(b.ip, 80, spec, asProxy), a.send(b.ip, 81, spec, asProxy)]);
+    assert.deepEqual([...to80, ...to81].filter((r) => !r.ok), [], "each connection got exactly its own echo");
+    assert.deepEqual([to80[0]!.local, to81[0]!.local], [`${a.ip} 40100`, `${a.ip} 40100`], "both connections used the one source port");
+    const [x, y] = [to80[0]!, to81[0]!];
+    assert.ok(x.start < y.start + y.ms && y.start < x.start + x.ms, "the two connections were open at the same time");
+    assert.equal(mesh.counters().CNT_CONNECT_INBOUND - before.CNT_CONNECT_INBOUND, 2n, "both were the sidecar's connections to b's inbound port");
   });
 
   test("deregistering a pod sends its traffic back to iptables", async () => {
